@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 from enum import Enum
+from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
@@ -105,6 +106,70 @@ def zoo(
         _print_invalid(result.invalid)
     elif result.invalid:
         console.err.print(f"{len(result.invalid)} pairs cannot be built; --show-invalid lists them with the reason")
+
+
+@app.command()
+@_errors
+def check(
+    train_json: Annotated[Optional[Path], typer.Option("--train-json", help="COCO annotation file (default: the built-in demo data).")] = None,
+    image_root: Annotated[Optional[Path], typer.Option("--image-root", help="Folder that file_name entries are relative to (default: the JSON's folder).")] = None,
+    val_json: Annotated[Optional[Path], typer.Option("--val-json", help="Separate validation annotations (default: a hold-out split).")] = None,
+    val_root: Annotated[Optional[Path], typer.Option("--val-root", help="Image folder of --val-json.")] = None,
+    arch: Annotated[str, typer.Option(help="smp architecture.")] = "unet",
+    encoder: Annotated[str, typer.Option(help="smp encoder.")] = "resnet18",
+    loss: Annotated[str, typer.Option(help="ce, dice, focal, lovasz, jaccard or ce+dice.")] = "ce",
+    lr: Annotated[float, typer.Option(help="Learning rate of the two-epoch run.")] = 1e-3,
+    n_images: Annotated[int, typer.Option("--n-images", help="Images in the subsample.")] = 32,
+    epochs: Annotated[int, typer.Option(help="Epochs of the short run.")] = 2,
+    image_size: Annotated[int, typer.Option("--image-size", help="Image side in pixels (multiple of 32).")] = 64,
+    batch_size: Annotated[int, typer.Option("--batch-size")] = 8,
+    device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
+    seed: Annotated[int, typer.Option(help="Seed of the subsample, the model and the loaders.")] = 0,
+) -> None:
+    """Debug gate: masks, build, over-fit one batch, loss falls, validation runs. Exit 1 on a failure."""
+    from . import console
+    from .check import debug_config, run_checks
+    from .splits import SplitConfig
+    from .train import DataConfig, TrainConfig
+
+    data = DataConfig(train_json=_path(train_json), image_root=_path(image_root), val_json=_path(val_json), val_root=_path(val_root))
+    config = TrainConfig(arch=arch, encoder=encoder, loss=loss, lr=lr, batch_size=batch_size, device=device,
+                         data=data, split=SplitConfig(seed=seed))
+    config = debug_config(config, images=n_images, epochs=epochs, image_size=image_size)
+    def report(result) -> None:
+        mark = "[green]PASS[/]" if result.passed else "[bold red]FAIL[/]"
+        console.out.print(f"{mark} {result.name}: {result.detail} [dim]({result.seconds:.1f} s)[/]", highlight=False)
+
+    results = run_checks(config, seed=seed, report=report)
+    failed = [r for r in results if not r.passed]
+    if failed:
+        console.out.print(f"[bold red]{len(failed)} of {len(results)} checks failed[/]")
+        raise typer.Exit(1)
+    source = "the demo data" if train_json is None else str(train_json)
+    console.out.print(f"[green]all {len(results)} checks passed[/] ({config.arch}/{config.encoder}, {n_images} images of "
+                      f"{source}, {epochs} epochs at {image_size} px)", highlight=False)
+
+
+@app.command("demo-data")
+@_errors
+def demo_data(
+    directory: Annotated[Path, typer.Argument(help="Folder to write annotations.json and images/ into.")],
+    n_images: Annotated[int, typer.Option("--n-images")] = 240,
+    size: Annotated[int, typer.Option(help="Image side in pixels.")] = 128,
+    seed: Annotated[int, typer.Option()] = 0,
+) -> None:
+    """Write the built-in synthetic COCO dataset (the default data of every command) to a folder."""
+    from . import console
+    from .demo import write_demo_dataset
+
+    if directory.exists() and any(directory.iterdir()):
+        raise SweeperError(f"{directory} is not empty; choose a new or empty folder")
+    paths = write_demo_dataset(directory, n_images=n_images, size=size, seed=seed)
+    console.out.print(f"wrote {paths.annotation_file} and {paths.image_root}/", highlight=False)
+
+
+def _path(value: Optional[Path]) -> Optional[str]:
+    return None if value is None else str(value)
 
 
 def _print_invalid(invalid) -> None:
