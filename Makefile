@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/sweeper zoo --max-params 50M
+	$(BIN)/sweeper tune
 
 test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

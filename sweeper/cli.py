@@ -172,6 +172,229 @@ def _path(value: Optional[Path]) -> Optional[str]:
     return None if value is None else str(value)
 
 
+DataJson = Annotated[Optional[Path], typer.Option("--train-json", help="COCO annotation file (default: the space's data, else the demo data).")]
+ImageRoot = Annotated[Optional[Path], typer.Option("--image-root", help="Folder that file_name entries are relative to.")]
+ValJson = Annotated[Optional[Path], typer.Option("--val-json", help="Separate validation annotations.")]
+ValRoot = Annotated[Optional[Path], typer.Option("--val-root", help="Image folder of --val-json.")]
+Space = Annotated[Optional[str], typer.Option("--space", help="Search space: a YAML path or a shipped name (demo, zoo-50m, hparams).")]
+Storage = Annotated[Optional[str], typer.Option("--storage", help="Optuna storage: a URL (sqlite:///x.db, postgresql://...), a .db file, or a journal file path. Default: sweeper.db here.")]
+Study = Annotated[Optional[str], typer.Option("--study", help="Study name (default: the space's name).")]
+
+
+@app.command()
+@_errors
+def tune(
+    space: Space = None,
+    trials: Annotated[Optional[int], typer.Option(help="Cap on screening trials.")] = None,
+    epochs: Annotated[Optional[int], typer.Option(help="Epochs per run.")] = None,
+    max_params: Annotated[Optional[str], typer.Option("--max-params", help="Parameter budget, e.g. 50M.")] = None,
+    seeds: Annotated[Optional[str], typer.Option(help="Seeds: '0,1,2' (first screens, the rest repeat) or N for 0..N-1.")] = None,
+    storage: Storage = None,
+    study: Study = None,
+    device: Annotated[Optional[str], typer.Option(help="auto, cpu, cuda or cuda:N.")] = None,
+    train_json: DataJson = None,
+    image_root: ImageRoot = None,
+    val_json: ValJson = None,
+    val_root: ValRoot = None,
+    debug: Annotated[bool, typer.Option("--debug", help="32 images, at most 2 epochs at 64 px: a quick dry run of the whole sweep.")] = False,
+    fmt: Annotated[OutputFormat, typer.Option("--format", help="Format of the final ranking.")] = OutputFormat.table,
+) -> None:
+    """Screen every candidate of a space as an Optuna trial, race repeats with more seeds, rank."""
+    from . import console
+    from .space import apply_overrides, load_space
+    from .study import run_sweep
+
+    spec = apply_overrides(load_space(space), trials=trials, epochs=epochs, max_params=max_params, seeds=seeds,
+                           device=device, train_json=_path(train_json), image_root=_path(image_root),
+                           val_json=_path(val_json), val_root=_path(val_root), debug=debug)
+    name = study or spec.name + ("-debug" if debug else "")
+    with _TuneView(spec) as view:
+        summary = run_sweep(spec, storage=storage, study_name=name, events=view.event)
+    for message in summary.messages:
+        console.err.print(message)
+    console.err.print(
+        f"study {summary.study_name!r} in {summary.storage}: {summary.trained} new run(s) trained, "
+        f"{summary.failed} failed, {summary.pruned} pruned; {summary.candidates} candidate(s) in the space",
+        highlight=False,
+    )
+    _print_ranking(summary.ranking, fmt)
+    if summary.ranking is not None:
+        from .study import publish_to_dashboard
+
+        publish_to_dashboard(summary.study_name, storage, summary.ranking)
+        console.err.print(f"browse it: sweeper dashboard --storage {storage or 'sweeper.db'}", highlight=False)
+
+
+@app.command()
+@_errors
+def report(
+    study: Study = None,
+    storage: Storage = None,
+    space: Space = None,
+    fmt: Annotated[OutputFormat, typer.Option("--format", help="table, csv, json (with per-run values and P(improvement)) or markdown.")] = OutputFormat.table,
+    rope: Annotated[Optional[float], typer.Option(help="Region of practical equivalence in mIoU (default: the space's, 0.01).")] = None,
+    plot: Annotated[Optional[Path], typer.Option("--plot", help="Write a forest plot of the CIs to this PNG.")] = None,
+    curves: Annotated[bool, typer.Option("--curves", help="With --plot: also per-epoch learning curves (FILE-curves.png).")] = False,
+    dashboard_note: Annotated[bool, typer.Option("--dashboard-note/--no-dashboard-note", help="Save the table and a CI figure into the study for optuna-dashboard.")] = True,
+) -> None:
+    """The ranked table of a study written by tune: mean +- sd, CI, difference to the best, markers."""
+    from . import console
+    from .study import load_trials, publish_to_dashboard, rank_trials
+
+    name, trials, default_rope = load_trials(study, storage, space)
+    ranking = rank_trials(trials, rope=default_rope if rope is None else rope)
+    if ranking is None:
+        raise SweeperError(f"study {name!r} has no finished run yet; run sweeper tune first")
+    _print_ranking(ranking, fmt)
+    if plot is not None:
+        from . import report as report_mod
+        from .study import plot_curves
+
+        report_mod.forest_plot(ranking, plot)
+        console.err.print(f"wrote {plot}", highlight=False)
+        if curves:
+            curve_path = plot.with_name(plot.stem + "-curves" + plot.suffix)
+            plot_curves(trials, curve_path)
+            console.err.print(f"wrote {curve_path}", highlight=False)
+    if dashboard_note:
+        publish_to_dashboard(name, storage, ranking)
+
+
+@app.command()
+@_errors
+def noise(
+    space: Space = None,
+    arch: Annotated[Optional[str], typer.Option(help="Baseline architecture (default: the space's smallest candidate).")] = None,
+    encoder: Annotated[Optional[str], typer.Option(help="Baseline encoder.")] = None,
+    n_seeds: Annotated[int, typer.Option("--n-seeds", help="Seeds to run.")] = 5,
+    epochs: Annotated[Optional[int], typer.Option(help="Epochs per run.")] = None,
+    storage: Storage = None,
+    study: Study = None,
+    device: Annotated[Optional[str], typer.Option()] = None,
+    train_json: DataJson = None,
+    image_root: ImageRoot = None,
+    val_json: ValJson = None,
+    val_root: ValRoot = None,
+) -> None:
+    """Run one baseline with N seeds and say how large a difference your sweep can resolve."""
+    from . import console
+    from .space import apply_overrides, load_space
+    from .study import run_noise
+
+    if n_seeds < 2:
+        raise SweeperError(f"--n-seeds: need at least 2 seeds to measure noise, got {n_seeds}")
+    spec = apply_overrides(load_space(space), epochs=epochs, device=device, train_json=_path(train_json),
+                           image_root=_path(image_root), val_json=_path(val_json), val_root=_path(val_root))
+    with _TuneView(spec) as view:
+        result = run_noise(spec, arch=arch, encoder=encoder, n_seeds=n_seeds, storage=storage,
+                           study_name=study or f"{spec.name}-noise", events=view.event)
+    for line in result:
+        console.out.print(line, highlight=False)
+
+
+@app.command()
+@_errors
+def dashboard(
+    storage: Storage = None,
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8080,
+    host: Annotated[str, typer.Option(help="Address to bind; 127.0.0.1 keeps it on this machine.")] = "127.0.0.1",
+) -> None:
+    """Start optuna-dashboard on the study storage (Ctrl-C stops it)."""
+    import subprocess
+
+    from . import console
+    from .study import dashboard_command, mask_url, storage_url
+
+    command = dashboard_command(storage, host=host, port=port)
+    console.err.print(f"optuna-dashboard for {mask_url(storage_url(storage))} on http://{host}:{port}/ (Ctrl-C stops it)", highlight=False)
+    try:
+        raise typer.Exit(subprocess.call(command))
+    except KeyboardInterrupt:
+        raise typer.Exit(0) from None
+
+
+def _print_ranking(ranking, fmt: "OutputFormat") -> None:
+    from . import console
+    from . import report as report_mod
+
+    if ranking is None:
+        console.err.print("no finished run to rank yet")
+        return
+    if fmt is OutputFormat.table:
+        report_mod.render_table(ranking, console.out)
+    else:
+        writer = {"csv": report_mod.to_csv, "json": report_mod.to_json, "markdown": report_mod.to_markdown}[fmt.value]
+        console.out.file.write(writer(ranking))
+
+
+class _TuneView:
+    """Live view of a sweep on a terminal; one log line per finished trial otherwise."""
+
+    def __init__(self, space):
+        from . import console
+
+        self.space = space
+        self.live = None
+        self.interactive = console.err.is_terminal
+        self.done = {"complete": 0, "pruned": 0, "failed": 0}
+        self.current = "starting"
+        self.epoch = ""
+        self.best = None
+
+    def __enter__(self):
+        if self.interactive:
+            from rich.live import Live
+
+            from . import console
+
+            self.live = Live(self._render(), console=console.err, transient=True, refresh_per_second=4)
+            self.live.__enter__()
+        return self
+
+    def __exit__(self, *exc):
+        if self.live is not None:
+            self.live.__exit__(*exc)
+        return False
+
+    def _render(self):
+        from rich.table import Table
+
+        table = Table.grid(padding=(0, 2))
+        table.add_row("[bold]sweeper tune[/]", f"space {self.space.name}")
+        table.add_row("trials", f"{self.done['complete']} complete, {self.done['pruned']} pruned, {self.done['failed']} failed")
+        table.add_row("running", f"{self.current} {self.epoch}")
+        if self.best is not None:
+            table.add_row("best so far", f"{self.best[0]}  mIoU {self.best[1]:.4f}")
+        return table
+
+    def event(self, kind: str, info: dict) -> None:
+        from . import console
+
+        unit = info.get("unit")
+        if kind == "start":
+            self.current = f"#{info['trial']} {unit.candidate} seed {unit.seed} fold {unit.fold} ({unit.phase})"
+            self.epoch = f"epoch 0/{info['epochs']}"
+        elif kind == "epoch":
+            m = info["metrics"]
+            self.epoch = f"epoch {m.epoch + 1}: mIoU {m.miou:.4f}"
+        elif kind == "end":
+            state = info["state"]
+            key = "complete" if state == "complete" else "pruned" if state == "pruned" else "failed"
+            self.done[key] += 1
+            value = info.get("value")
+            if state == "complete" and value is not None and (self.best is None or value > self.best[1]):
+                self.best = (unit.candidate, value)
+            if not self.interactive:
+                shown = "-" if value is None else f"{value:.4f}"
+                extra = f": {info['reason']}" if info.get("reason") else ""
+                console.err.print(f"trial {info['trial']} {unit.candidate} seed {unit.seed} fold {unit.fold} "
+                                  f"[{unit.phase}] {state} mIoU {shown}{extra}", highlight=False, markup=False)
+        elif kind == "wait":
+            self.current = f"waiting for {info['running']} trial(s) of other workers"
+        if self.live is not None:
+            self.live.update(self._render())
+
+
 def _print_invalid(invalid) -> None:
     from rich.table import Table
 

@@ -33,8 +33,21 @@ SCHEDULERS = ("none", "cosine", "step", "poly")
 AMP = ("none", "bf16", "fp16")
 
 #: Testing hook: ``SWEEPER_FAULT=nan|oom|build|worker`` makes every run fail that way, so the
-#: fault handling of ``tune`` can be exercised on real runs.
+#: fault handling of ``tune`` can be exercised on real runs; ``nan@fpn/*`` limits it to the
+#: pairs that match the fnmatch pattern.
 FAULT_ENV = "SWEEPER_FAULT"
+
+
+def _fault(config: "TrainConfig") -> str | None:
+    import fnmatch
+
+    value = os.environ.get(FAULT_ENV)
+    if not value:
+        return None
+    kind, _, pattern = value.partition("@")
+    if pattern and not fnmatch.fnmatchcase(f"{config.arch}/{config.encoder}", pattern):
+        return None
+    return kind
 
 
 class RunError(Exception):
@@ -83,7 +96,8 @@ class TrainConfig:
     epochs, batch 8, 256 px. ``encoder_weights`` is None (random init), a path to a local
     weights file, or an smp weight name (``imagenet``), which needs the Hugging Face hub.
     ``augment`` is an augmentation recipe (see :mod:`sweeper.augment`); None is the default
-    recipe. ``device`` is ``auto`` (CUDA when present), ``cpu``, ``cuda`` or ``cuda:N``.
+    recipe. ``augment_strength`` scales the probability of every random training step (1 = as
+    written, 0 = only the deterministic resize and normalisation). ``device`` is ``auto`` (CUDA when present), ``cpu``, ``cuda`` or ``cuda:N``.
     """
 
     arch: str = "unet"
@@ -104,6 +118,7 @@ class TrainConfig:
     device: str = "auto"
     num_workers: int | None = None
     augment: dict | None = None
+    augment_strength: float = 1.0
     data: DataConfig = field(default_factory=DataConfig)
     split: SplitConfig = field(default_factory=SplitConfig)
     fold: int = 0
@@ -194,6 +209,8 @@ def validate_config(config: TrainConfig) -> None:
         raise SweeperError(f"image_size: smp encoders need a multiple of 32, got {config.image_size}")
     if not (isinstance(config.lr, (int, float)) and config.lr > 0 and math.isfinite(config.lr)):
         raise SweeperError(f"lr: must be a positive number, got {config.lr!r}")
+    if not (isinstance(config.augment_strength, (int, float)) and 0 <= config.augment_strength <= 10):
+        raise SweeperError(f"augment_strength: must be a number in 0..10, got {config.augment_strength!r}")
     if not (isinstance(config.weight_decay, (int, float)) and config.weight_decay >= 0):
         raise SweeperError(f"weight_decay: must be >= 0, got {config.weight_decay!r}")
     _check_names(config.arch, config.encoder)
@@ -295,6 +312,24 @@ class _CrashingDataset:
         self.inner.set_epoch(epoch)
 
 
+def _scaled_recipe(recipe: dict | None, strength: float) -> dict | None:
+    """The recipe with every training step's ``p`` multiplied by ``strength`` (capped at 1)."""
+    if strength == 1.0:
+        return recipe
+    from .augment import default_recipe
+
+    recipe = default_recipe() if recipe is None else recipe
+    steps = []
+    for step in recipe["train"]:
+        if isinstance(step, str):
+            step = {"name": step}
+        step = dict(step)
+        if step.get("name") not in ("Resize", "Normalize", "PadIfNeeded", "LongestMaxSize", "SmallestMaxSize"):
+            step["p"] = min(1.0, float(step.get("p", 0.5)) * strength)  # albumentations default p: 0.5
+        steps.append(step)
+    return {**recipe, "train": steps}
+
+
 def _loaders(config: TrainConfig, fold, seed: int, device: str):
     import torch
 
@@ -302,7 +337,7 @@ def _loaders(config: TrainConfig, fold, seed: int, device: str):
     from .data import SegmentationDataset
     from .seeding import make_generator, worker_init_fn
 
-    train_tf, val_tf = build_transforms(config.augment, size=config.image_size)
+    train_tf, val_tf = build_transforms(_scaled_recipe(config.augment, config.augment_strength), size=config.image_size)
     train_ds = SegmentationDataset(fold.train_data, fold.train_idx, train_tf, seed=seed)
     val_ds = SegmentationDataset(fold.val_data, fold.val_idx, val_tf, seed=seed)
     if len(train_ds) < config.batch_size:
@@ -312,7 +347,7 @@ def _loaders(config: TrainConfig, fold, seed: int, device: str):
     workers = config.num_workers
     if workers is None:
         workers = 0 if device == "cpu" else min(4, os.cpu_count() or 1)
-    if os.environ.get(FAULT_ENV) == "worker":
+    if _fault(config) == "worker":
         train_ds, workers = _CrashingDataset(train_ds), max(1, workers)
     common = dict(num_workers=workers, pin_memory=device.startswith("cuda"), worker_init_fn=worker_init_fn)
     train = torch.utils.data.DataLoader(
@@ -342,7 +377,7 @@ def build_model(config: TrainConfig, num_classes: int):
     hub_name = None
     if weights and not _looks_like_path(weights):
         hub_name = _check_hub_weights(smp, config.encoder, weights)
-    if os.environ.get(FAULT_ENV) == "build":
+    if _fault(config) == "build":
         raise BuildError(f"{config.arch}/{config.encoder}: simulated build failure ({FAULT_ENV}=build)")
     try:
         with warnings.catch_warnings():
@@ -505,7 +540,7 @@ def train_run(
     if not 0 <= config.fold < len(data.folds):
         raise SweeperError(f"fold: {config.fold} is out of range; the split has {len(data.folds)} fold(s)")
     fold = data.folds[config.fold]
-    fault = os.environ.get(FAULT_ENV)
+    fault = _fault(config)
 
     set_deterministic(config.deterministic)
     start = time.perf_counter()
