@@ -44,7 +44,7 @@ def _errors(fn):
             console.err.print(f"[bold red]error:[/] {exc}", markup=True, highlight=False, soft_wrap=True)
             raise typer.Exit(exc.exit_code) from None
         except KeyboardInterrupt:
-            console.err.print("interrupted", style="yellow")
+            console.err.print("interrupted: finished trials are kept; run the same command again to resume", style="yellow")
             raise typer.Exit(130) from None
 
     return wrapper
