@@ -42,6 +42,9 @@ from .space import SearchSpace
 
 DEFAULT_STORAGE = "sweeper.db"
 RUN_FAIL_KINDS = ("build", "oom", "nan", "dataloader", "error")
+#: RDB storages: a RUNNING trial whose worker sent no heartbeat for GRACE_PERIOD_S seconds is
+#: failed and retried by the next worker. ``SWEEPER_HEARTBEAT_S`` and ``SWEEPER_GRACE_S`` override
+#: them (tests use seconds; a cluster with slow storage may want more).
 HEARTBEAT_INTERVAL_S = 20
 GRACE_PERIOD_S = 60
 
@@ -128,12 +131,13 @@ def is_journal(url: str) -> bool:
 
 
 def _quiet_optuna() -> None:
-    """Optuna's experimental-feature warnings and per-trial INFO lines are noise for our users."""
+    """Optuna's experimental warnings, per-trial lines and failure tracebacks: sweeper reports each
+    trial itself (one line, with the reason), and a traceback is not an error message."""
     import warnings
 
     import optuna
 
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
 
 
@@ -161,7 +165,9 @@ def open_storage(storage: str | None):
     engine_kwargs = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {"pool_pre_ping": True}
     try:
         return optuna.storages.RDBStorage(
-            url, engine_kwargs=engine_kwargs, heartbeat_interval=HEARTBEAT_INTERVAL_S, grace_period=GRACE_PERIOD_S,
+            url, engine_kwargs=engine_kwargs,
+            heartbeat_interval=int(os.environ.get("SWEEPER_HEARTBEAT_S", HEARTBEAT_INTERVAL_S)),
+            grace_period=int(os.environ.get("SWEEPER_GRACE_S", GRACE_PERIOD_S)),
             heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=3),
         )
     except ImportError as exc:
@@ -196,7 +202,7 @@ def open_study(space: SearchSpace, storage: str | None, study_name: str | None, 
     """Create or resume the study; its user attributes record the space it was made from."""
     import optuna
 
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
     name = study_name or space.name
     store = open_storage(storage)
     sampler = optuna.samplers.TPESampler(seed=space.screening_seed)
@@ -331,7 +337,9 @@ class Sweep:
         self.params_of = {f"{a}/{e}": p for a, e, p in candidates}
         self.arch_of = {f"{a}/{e}": (a, e) for a, e, _ in candidates}
         self.events = events or (lambda kind, info: None)
-        self.worker = {"host": socket.gethostname(), "pid": os.getpid()}
+        # SWEEPER_WORKER_HOST names the machine in the trial records (tests use it to play a
+        # worker on another machine, whose dead processes only heartbeats can detect).
+        self.worker = {"host": os.environ.get("SWEEPER_WORKER_HOST") or socket.gethostname(), "pid": os.getpid()}
         self.summary = SweepSummary(study_name=study.study_name, storage="")
         self._rng = random.Random(os.getpid() ^ int(time.time()))
 
@@ -461,7 +469,7 @@ class Sweep:
         from optuna.trial import TrialState
 
         storage = self.study._storage
-        host = self.worker["host"]
+        host = socket.gethostname()
         failed = 0
         for t in self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
             worker = t.user_attrs.get("worker") or {}
@@ -543,13 +551,15 @@ class Sweep:
 
     def next_repeat(self) -> Unit | None:
         """The next (candidate, seed, fold) that racing asks for, or None when all are resolved."""
+        import numpy as np
+
         from . import stats
 
         trials = self.trials()
         records, _ = collect_runs(trials)
         if not records:
             return None
-        values, keys, _ = stats.pivot_runs(records)
+        values, keys, seeds = stats.pivot_runs(records)
         seeds_used: dict[str, set[int]] = {}
         fixed: dict[str, Unit] = {}
         held = set()
@@ -563,9 +573,10 @@ class Sweep:
         max_seeds = len(self.space.seeds)
         if self.space.racing:
             order = stats.next_candidates(values, max_seeds, rope=self.space.rope)
-        else:  # uniform repeats for the three best screened candidates
-            means = list(stats.summarize(values).mean)
-            order = sorted(range(len(keys)), key=lambda i: -means[i] if math.isfinite(means[i]) else math.inf)[:3]
+        else:  # uniform repeats for the three best by their screening run (a set fixed after screening)
+            rows = {seed: r for r, seed in enumerate(seeds)}
+            first = values[rows[self.space.screening_seed]] if self.space.screening_seed in rows else values[0]
+            order = [int(i) for i in np.argsort(-np.nan_to_num(first, nan=-np.inf), kind="stable")[:3] if math.isfinite(first[i])]
         for i in order:
             cand = keys[i]
             used = seeds_used.get(cand, set())
@@ -657,7 +668,7 @@ def load_trials(study_name: str | None, storage: str | None, space: str | None):
 
     from .space import load_space
 
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
     store = open_storage(storage)
     rope = 0.01
     explicit = study_name is not None
