@@ -84,22 +84,41 @@ def test_uniform_repeats_give_the_leaders_every_seed(tmp_path):
     assert all(s == {0, 1} for s in seeds.values())  # top 3 of 3 candidates, both seeds
 
 
-def test_an_injected_nan_fails_that_trial_and_the_sweep_goes_on(tmp_path, monkeypatch):
+@pytest.mark.parametrize("fault, needle", [("nan", "loss"), ("oom", "out of memory"), ("build", "build"), ("worker", "DataLoader worker")])
+def test_a_failing_trial_is_recorded_and_the_sweep_goes_on(tmp_path, monkeypatch, fault, needle):
     from optuna.trial import TrialState
 
-    monkeypatch.setenv("SWEEPER_FAULT", "nan@linknet/*")
+    monkeypatch.setenv("SWEEPER_FAULT", f"{fault}@linknet/*")
     storage = str(tmp_path / "f.db")
     summary = run_sweep(tiny_space(seeds=[0]), storage=storage)
     trials = _trials(storage)
     states = {t.user_attrs["candidate"]: t.state for t in trials}
     assert states["linknet/mobilenet_v2"] == TrialState.FAIL
     failed = [t for t in trials if t.state == TrialState.FAIL][0]
-    assert failed.user_attrs["fail_kind"] == "nan" and "loss" in failed.user_attrs["fail_reason"]
+    assert failed.user_attrs["fail_kind"] == {"worker": "dataloader"}.get(fault, fault)
+    assert needle in failed.user_attrs["fail_reason"]
     assert states["pspnet/mobilenet_v2"] == states["pspnet/resnet18"] == TrialState.COMPLETE
     assert summary.failed == 1 and len(summary.ranking.rows) == 2
     # A run that failed by itself is not retried: it would fail the same way.
     monkeypatch.delenv("SWEEPER_FAULT")
     assert run_sweep(tiny_space(seeds=[0]), storage=storage).trained == 0
+
+
+def test_noise_runs_one_baseline_with_n_seeds(tmp_path):
+    from typer.testing import CliRunner
+
+    from sweeper.cli import app
+
+    space = tmp_path / "tiny.yaml"
+    space.write_text(yaml.safe_dump(TINY))
+    storage = str(tmp_path / "n.db")
+    result = CliRunner().invoke(app, ["noise", "--space", str(space), "--arch", "pspnet", "--encoder", "mobilenet_v2",
+                                      "--n-seeds", "3", "--storage", storage])
+    assert result.exit_code == 0, result.output
+    assert "sd (sigma)" in result.stdout and "5 seeds each" in result.stdout and "ROPE" in result.stdout
+    trials = _trials(storage, name="tiny-noise")
+    assert sorted(t.user_attrs["seed"] for t in trials) == [0, 1, 2]
+    assert {t.user_attrs["phase"] for t in trials} == {"noise"}
 
 
 def test_hyperparameter_space_samples_and_repeats_the_same_values(tmp_path):
