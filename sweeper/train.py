@@ -415,10 +415,12 @@ def _check_hub_weights(smp, encoder: str, name: str) -> str:
                 f"encoder_weights: {encoder} has no weights named {name!r}{did_you_mean(name, available)}; "
                 f"smp knows {', '.join(available) or 'none'}, or give a local file path"
             )
-    if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on"):
+    # Downloads happen only on request: without HF_HUB_OFFLINE=0 sweeper never asks the hub, so
+    # a machine without network fails here at once instead of after ~30 s of retries.
+    if os.environ.get("HF_HUB_OFFLINE", "").lower() not in ("0", "false", "no", "off"):
         raise SweeperError(
-            f"encoder_weights {name!r} for {encoder} come from the Hugging Face hub, which is offline here "
-            "(HF_HUB_OFFLINE is set); download them once elsewhere and set encoder_weights to the file's path"
+            f"encoder_weights {name!r} for {encoder} come from the Hugging Face hub, and hub downloads are off "
+            "(set HF_HUB_OFFLINE=0 to allow them); or download the file once and set encoder_weights to its path"
         )
     return name
 

@@ -126,14 +126,21 @@ def test_bad_config_is_a_clear_error(data, change, needle):
 
 
 def test_hub_weights_fail_fast_offline(data, monkeypatch):
+    import segmentation_models_pytorch  # noqa: F401 - time the refusal, not the import
+
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     start = time.perf_counter()
-    with pytest.raises(SweeperError, match="offline") as info:
+    with pytest.raises(SweeperError, match="hub downloads are off") as info:
         train_run(replace(SMALL, encoder_weights="imagenet"), 0, data=data)
     assert time.perf_counter() - start < 1.0
     assert "path" in str(info.value)
     with pytest.raises(SweeperError, match="did you mean 'imagenet'"):
         train_run(replace(SMALL, encoder_weights="imagnet"), 0, data=data)
+    monkeypatch.delenv("HF_HUB_OFFLINE")  # unset: still no download unless asked for with 0
+    start = time.perf_counter()
+    with pytest.raises(SweeperError, match="HF_HUB_OFFLINE=0"):
+        train_run(replace(SMALL, encoder_weights="imagenet"), 0, data=data)
+    assert time.perf_counter() - start < 1.0
 
 
 def test_local_weights_file_loads(tmp_path, data):
