@@ -255,7 +255,8 @@ def resolve_candidates(space: SearchSpace, num_classes: int) -> list[tuple[str, 
 
 
 def _is_duplicate(trial) -> bool:
-    return trial.user_attrs.get("duplicate_of") is not None
+    """A trial that never trained: it lost a claim race (``duplicate_of``) or found no work."""
+    return trial.user_attrs.get("duplicate_of") is not None or bool(trial.user_attrs.get("empty"))
 
 
 def _holds_unit(trial) -> bool:
@@ -399,7 +400,9 @@ class Sweep:
             elif "unit" in attrs:
                 arch, encoder, hparams = attrs["arch"], attrs["encoder"], ()
             else:
-                raise SweeperError("internal: a trial without a unit in an architecture-only space")
+                # Another worker took the waiting trial this one meant to run: nothing to do.
+                trial.set_user_attr("empty", True)
+                raise optuna.TrialPruned("no unit left to run")
         except ValueError as exc:  # a distribution that changed since the study was created
             raise SweeperError(f"study {self.study.study_name!r} was made from a different space ({_one_line(exc)}); "
                                "use a new --study name") from None

@@ -180,7 +180,8 @@ def test_two_workers_on_one_journal_file_run_no_unit_twice(tmp_path):
     screened = {t.user_attrs["candidate"] for t in trials if t.state == TrialState.COMPLETE and t.user_attrs["seed"] == 0}
     assert len(screened) == 3
     assert all(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in trials)
-    assert all(t.user_attrs.get("duplicate_of") is not None for t in trials if t.state == TrialState.PRUNED)
+    assert all(t.user_attrs.get("duplicate_of") is not None or t.user_attrs.get("empty")
+               for t in trials if t.state == TrialState.PRUNED)
 
 
 def _free_port() -> int:
