@@ -38,8 +38,6 @@ def run_cli(args: list[str], cache: str) -> tuple[float, str]:
 
 
 def real_build_seconds(pairs: list[tuple[str, str]]) -> list[float]:
-    import torch
-
     warnings.simplefilter("ignore")
     import segmentation_models_pytorch as smp
 
@@ -50,7 +48,6 @@ def real_build_seconds(pairs: list[tuple[str, str]]) -> list[float]:
         sum(p.numel() for p in model.parameters())
         times.append(time.perf_counter() - start)
         del model
-    torch.set_num_threads(torch.get_num_threads())
     return times
 
 
