@@ -2,7 +2,7 @@
 
 Nothing here computes statistics or reads a study. To report a sweep, build ``values`` (runs x
 candidates, NaN for a missing run; :func:`sweeper.stats.pivot_runs` turns ``(key, seed, mIoU)``
-records into it) and one :class:`~sweeper.stats.Candidate` label per column, call
+records into it) and one :class:`~sweeper.stats.Label` per column, call
 :func:`sweeper.stats.rank_candidates`, and hand the ranking to the functions below. Every number
 is dataset-level mIoU in [0, 1]; ``params_m`` is millions of parameters.
 

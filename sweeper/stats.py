@@ -76,7 +76,7 @@ MIN_WILCOXON_RUNS = 6
 
 
 @dataclass(frozen=True)
-class Candidate:
+class Label:
     """What a column of ``values`` is: a label the statistics carry along and never read.
 
     ``key`` is unique (e.g. ``"unet/resnet34"``); ``params`` is the parameter count (not
@@ -725,7 +725,7 @@ class Row(NamedTuple):
 
     rank: int
     index: int
-    candidate: Candidate
+    candidate: Label
     n: int
     mean: float
     sd: float
@@ -777,8 +777,8 @@ class Ranking(NamedTuple):
     seeds_for_rope: int | None
 
 
-def _as_candidates(candidates: Sequence[str | Candidate], k: int) -> list[Candidate]:
-    out = [c if isinstance(c, Candidate) else Candidate(key=str(c)) for c in candidates]
+def _as_candidates(candidates: Sequence[str | Label], k: int) -> list[Label]:
+    out = [c if isinstance(c, Label) else Label(key=str(c)) for c in candidates]
     if len(out) != k:
         raise SweeperError(
             f"got {len(out)} candidate names for {k} columns of values (one per candidate)"
@@ -792,7 +792,7 @@ def _as_candidates(candidates: Sequence[str | Candidate], k: int) -> list[Candid
 
 def rank_candidates(
     values: Any,
-    candidates: Sequence[str | Candidate],
+    candidates: Sequence[str | Label],
     *,
     rope: float = 0.01,
     alpha: float = 0.05,
@@ -804,7 +804,7 @@ def rank_candidates(
     """Rank candidates by mean mIoU and compare each with the best: the input of every report.
 
     ``values`` is (runs, candidates) as in the module docstring; ``candidates`` are keys or
-    :class:`Candidate` labels, one per column. Candidates without any finite run rank last.
+    :class:`Label` labels, one per column. Candidates without any finite run rank last.
     """
     x = as_values(values)
     cands = _as_candidates(candidates, x.shape[1])

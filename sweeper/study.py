@@ -303,7 +303,7 @@ def rank_trials(trials, *, rope: float = 0.01, alpha: float = 0.05):
         hparams = meta[k]["hparams"] or {}
         # Hyper-parameters ride along in the encoder column, so that rows of one pair differ.
         shown = " ".join([meta[k]["encoder"]] + [f"{n}={_short(v)}" for n, v in sorted(hparams.items())])
-        labels.append(stats.Candidate(key=k, arch=meta[k]["arch"], encoder=shown, params=meta[k]["params"],
+        labels.append(stats.Label(key=k, arch=meta[k]["arch"], encoder=shown, params=meta[k]["params"],
                                       extra={"hparams": hparams}))
     return stats.rank_candidates(values, labels, rope=rope, alpha=alpha)
 

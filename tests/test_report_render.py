@@ -22,12 +22,12 @@ def ranking() -> S.Ranking:
     x = np.column_stack([x, np.r_[0.61, [np.nan] * 4]])
     x[2, 3] = np.nan
     candidates = [
-        S.Candidate("unet/resnet34", "unet", "resnet34", 24_436_369, {"lr": 1e-3}),
-        S.Candidate("fpn/resnet34", "fpn", "resnet34", 23_155_026),
-        S.Candidate("unet/resnet18", "unet", "resnet18", 14_328_209),
-        S.Candidate("pspnet/mobilenet_v2", "pspnet", "mobilenet_v2", 2_238_000),
-        S.Candidate("linknet/resnet18", "linknet", "resnet18", None),
-        S.Candidate("manet/vgg11", "manet", "vgg11", None),
+        S.Label("unet/resnet34", "unet", "resnet34", 24_436_369, {"lr": 1e-3}),
+        S.Label("fpn/resnet34", "fpn", "resnet34", 23_155_026),
+        S.Label("unet/resnet18", "unet", "resnet18", 14_328_209),
+        S.Label("pspnet/mobilenet_v2", "pspnet", "mobilenet_v2", 2_238_000),
+        S.Label("linknet/resnet18", "linknet", "resnet18", None),
+        S.Label("manet/vgg11", "manet", "vgg11", None),
     ]
     return S.rank_candidates(x, candidates, rope=0.01)
 
