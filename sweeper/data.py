@@ -293,8 +293,12 @@ def load_coco(
     row_of = {rec["id"]: row for row, rec in enumerate(records)}
     shapes: list[list[_Shape]] = [[] for _ in records]
     degenerate: list[Any] = []
+    ann_ids: set[Any] = set()
     for pos, ann in enumerate(dataset["annotations"]):
         _check_annotation(ann_path, pos, ann, row_of, index_of)
+        if ann["id"] in ann_ids:  # pycocotools' index keeps only the last of a repeated id
+            raise SweeperError(f"{ann_path}: annotation id {ann['id']!r} appears twice in 'annotations'")
+        ann_ids.add(ann["id"])
         row = row_of[ann["image_id"]]
         rec = records[row]
         shape = _read_segmentation(ann_path, ann, index_of[ann["category_id"]], rec)
@@ -545,7 +549,8 @@ def _check_image_header(ann_path: Path, file: Path, rec: dict[str, Any]) -> None
 
     name = f"image id {rec['id']}"
     if not file.is_file():
-        raise SweeperError(f"{ann_path}: {name}: image file {file} does not exist")
+        kind = "is a folder, not a file" if file.is_dir() else "does not exist"
+        raise SweeperError(f"{ann_path}: {name}: image file {file} {kind}")
     try:
         with Image.open(file) as im:
             width, height = im.size
@@ -565,10 +570,15 @@ def _check_annotation(
         raise SweeperError(f"{path}: annotation #{pos} must be an object")
     if "id" not in ann:
         raise SweeperError(f"{path}: annotation #{pos} has no 'id'")
+    if not (_is_int(ann["id"]) or isinstance(ann["id"], str)):
+        raise SweeperError(f"{path}: annotation #{pos} needs an integer 'id', got {ann['id']!r}")
     name = f"annotation id {ann['id']}"
     for key in ("image_id", "category_id", "segmentation"):
         if key not in ann:
             raise SweeperError(f"{path}: {name} has no {key!r}")
+    for key in ("image_id", "category_id"):
+        if not _is_int(ann[key]):
+            raise SweeperError(f"{path}: {name} needs an integer {key!r}, got {ann[key]!r}")
     if ann["image_id"] not in row_of:
         raise SweeperError(
             f"{path}: {name} points at image_id {ann['image_id']!r}, which is not in 'images'"
@@ -602,6 +612,15 @@ def _read_segmentation(
             if len(xy) % 2:
                 raise SweeperError(
                     f"{path}: {name}: a polygon has an odd number of coordinates ({len(xy)})"
+                )
+            # pycocotools walks every edge pixel by pixel: a point millions of pixels away
+            # exhausts memory or crashes the process. Points slightly outside are clipped.
+            far = (np.abs(xy[0::2] - w / 2) > 1.5 * w) | (np.abs(xy[1::2] - h / 2) > 1.5 * h)
+            if far.any():
+                i = int(np.argmax(far))
+                raise SweeperError(
+                    f"{path}: {name}: polygon point ({xy[2 * i]:g}, {xy[2 * i + 1]:g}) lies far "
+                    f"outside image id {rec['id']} ({w}x{h} pixels)"
                 )
             if len(xy) >= 6 and _polygon_area(xy) > 0:
                 kept.append(poly)

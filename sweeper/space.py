@@ -166,21 +166,30 @@ def parse_space(raw: dict, *, source: str = "space", default_name: str = "sweep"
         split_cfg = SplitConfig(**split)
     except SweeperError as exc:
         raise SweeperError(f"{source}: {exc}") from None
+    augment_source = f"{source}: recipe.augment"
     if isinstance(recipe.get("augment"), str):
         from .augment import load_recipe
 
-        recipe["augment"] = load_recipe(_relative(recipe["augment"], source))
+        augment_source = _relative(recipe["augment"], source)
+        recipe["augment"] = load_recipe(augment_source)
     base = TrainConfig(data=DataConfig(**data), split=split_cfg, **recipe)
     try:
         validate_config(replace(base, arch="unet", encoder="resnet18"))
+        _check_fields(base)
     except SweeperError as exc:
-        raise SweeperError(f"{source}: recipe.{exc}") from None
+        raise SweeperError(f"{source}: recipe.{str(exc).removeprefix('--')}") from None
+    _check_augment(base.augment, base.image_size, augment_source)
 
     name = raw.get("name", default_name)
     if not isinstance(name, str) or not name.strip():
         raise SweeperError(f"{source}: name must be a non-empty string")
     space = SearchSpace(name=name, source=source, base=base, architectures=_arch_space(arch, source))
-    space.hparams = tuple(_param(k, v, source) for k, v in (raw.get("hparams") or {}).items())
+    hparams = raw.get("hparams") or {}
+    if not isinstance(hparams, dict):
+        raise SweeperError(f"{source}: hparams must be a mapping of field names to ranges or choice lists")
+    space.hparams = tuple(_param(k, v, source) for k, v in hparams.items())
+    for param in space.hparams:
+        _check_param_values(param, base, source)
     if "seeds" in raw:
         space.seeds = parse_seeds(raw["seeds"], f"{source}: seeds")
     if "folds" in raw:
@@ -283,19 +292,38 @@ def _arch_space(arch: dict, source: str) -> ArchSpace:
             raise SweeperError(f"{source}: architectures.{key} must be a list of names")
         return tuple(value)
 
+    from .train import _check_names
+    from .zoo import _catalogue_names, select_pairs
+
     pairs = []
-    for i, pair in enumerate(arch.get("pairs") or ()):
+    raw_pairs = arch.get("pairs") or ()
+    if not isinstance(raw_pairs, (list, tuple)):
+        raise SweeperError(f"{source}: architectures.pairs must be a list of 'arch/encoder' entries")
+    for i, pair in enumerate(raw_pairs):
         if isinstance(pair, str) and "/" in pair:
             pair = pair.split("/", 1)
         if not (isinstance(pair, (list, tuple)) and len(pair) == 2 and all(isinstance(p, str) for p in pair)):
             raise SweeperError(f"{source}: architectures.pairs[{i}] must be 'arch/encoder' or [arch, encoder], got {pair!r}")
+        try:
+            _check_names(pair[0], pair[1])
+        except SweeperError as exc:
+            raise SweeperError(f"{source}: architectures.pairs[{i}]: {exc}") from None
         pairs.append((pair[0], pair[1]))
     max_params = arch.get("max_params")
     if max_params is not None:
         max_params = parse_count(max_params, what=f"{source}: architectures.max_params")
-    return ArchSpace(max_params=max_params, archs=names("archs"), encoders=names("encoders"),
-                     exclude=names("exclude"), timm=_bool(arch.get("timm", False), f"{source}: architectures.timm"),
-                     pairs=tuple(pairs))
+    space = ArchSpace(max_params=max_params, archs=names("archs"), encoders=names("encoders"),
+                      exclude=names("exclude"), timm=_bool(arch.get("timm", False), f"{source}: architectures.timm"),
+                      pairs=tuple(pairs))
+    if space.archs or space.encoders:  # the zoo's own check, named as the space's fields
+        try:
+            select_pairs(*_catalogue_names(include_timm=space.timm), arch_filter=space.archs,
+                         encoder_patterns=space.encoders)
+        except SweeperError as exc:
+            text = (str(exc).replace("--arch:", "architectures.archs:", 1).replace("--encoder:", "architectures.encoders:", 1)
+                    .replace("add --timm", "set architectures.timm: true", 1))
+            raise SweeperError(f"{source}: {text}") from None
+    return space
 
 
 def _param(name: str, spec: Any, source: str) -> ParamSpec:
@@ -333,6 +361,45 @@ def _param(name: str, spec: Any, source: str) -> ParamSpec:
     if kind == "int" and not (float(low).is_integer() and float(high).is_integer()):
         raise SweeperError(f"{where}: an int range needs integer bounds")
     return ParamSpec(name, kind, low=low, high=high, log=log, step=step)
+
+
+def _check_fields(config) -> None:
+    """The recipe fields that ``validate_config`` leaves to the first trial to trip over."""
+    for key in ("channels_last", "deterministic"):
+        _bool(getattr(config, key), key)
+    for key in ("weight_decay", "momentum"):
+        _non_negative(getattr(config, key), key)
+    workers = config.num_workers
+    if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 0):
+        raise SweeperError(f"num_workers: expected null or an integer >= 0, got {workers!r}")
+
+
+def _check_augment(recipe: Any, image_size: int, source: str) -> None:
+    """Build the augmentation pipelines once now, so that a typo fails on load, not in a trial."""
+    if recipe is None:
+        return
+    if not isinstance(recipe, dict):
+        raise SweeperError(f"{source}: expected the path of a recipe file or a mapping with train and val lists")
+    from .augment import build_transforms
+
+    build_transforms(recipe, size=image_size, source=source)
+
+
+def _check_param_values(param: ParamSpec, base: Any, source: str) -> None:
+    """Every choice, and both ends of a range, must be a value the recipe field accepts."""
+    from .train import validate_config
+
+    values = param.choices if param.type == "categorical" else (param.low, param.high)
+    if param.type == "int":
+        values = tuple(int(v) for v in values)
+    for value in values:
+        try:
+            config = replace(base, arch="unet", encoder="resnet18", **{param.name: value})
+            validate_config(config)
+            _check_fields(config)
+        except SweeperError as exc:
+            message = str(exc).removeprefix(f"{param.name}: ")
+            raise SweeperError(f"{source}: hparams.{param.name}: {message}") from None
 
 
 def _pruner(value: Any, source: str) -> PrunerSpec:
