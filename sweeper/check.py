@@ -28,6 +28,8 @@ def debug_config(config: TrainConfig, *, images: int = 32, epochs: int = 2, imag
     """``config`` shrunk for a debug run: a subsample of ``images``, few epochs, small images."""
     if images < 4:
         raise SweeperError(f"--n-images: need at least 4 images for a debug run, got {images}")
+    if config.batch_size < 1:
+        raise SweeperError(f"--batch-size: must be at least 1, got {config.batch_size}")
     data = replace(config.data, subsample=images)
     batch = max(2, min(config.batch_size, (images * 4 // 5) // 2))
     return replace(config, data=data, epochs=epochs, image_size=image_size, batch_size=batch)

@@ -32,22 +32,57 @@ def _root() -> None:
 
 
 def _errors(fn):
-    """Turn the project's own errors (and Ctrl-C) into a one-line message and an exit code."""
+    """Turn the project's own errors (and Ctrl-C) into a one-line message and an exit code.
+
+    Warnings (a skipped degenerate polygon...) become one ``warning:`` line each, not Python's
+    two-line format with a source line.
+    """
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
+        import warnings
+
+        from rich.markup import escape
+
         from . import console
 
+        def one_line(message, category, filename, lineno, file=None, line=None):
+            console.err.print(f"[yellow]warning:[/] {escape(' '.join(str(message).split()))}", highlight=False, soft_wrap=True)
+
+        previous = warnings.showwarning
+        warnings.showwarning = one_line
         try:
             return fn(*args, **kwargs)
         except SweeperError as exc:
-            console.err.print(f"[bold red]error:[/] {exc}", markup=True, highlight=False, soft_wrap=True)
+            console.err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
             raise typer.Exit(exc.exit_code) from None
         except KeyboardInterrupt:
             console.err.print("interrupted: finished trials are kept; run the same command again to resume", style="yellow")
             raise typer.Exit(130) from None
+        finally:
+            warnings.showwarning = previous
 
     return wrapper
+
+
+def _usage_error_line(exc) -> None:
+    """Click's usage errors (``--limit abc``) as one ``error:`` line, like every other error."""
+    from rich.markup import escape
+
+    from . import console
+
+    command = exc.ctx.command_path + ": " if getattr(exc, "ctx", None) is not None else ""
+    console.err.print(f"[bold red]error:[/] {escape(command + ' '.join(exc.format_message().split()))}",
+                      highlight=False, soft_wrap=True)
+
+
+def _install_usage_errors() -> None:
+    from typer import rich_utils
+
+    rich_utils.rich_format_error = _usage_error_line
+
+
+_install_usage_errors()
 
 
 class OutputFormat(str, Enum):
@@ -162,8 +197,12 @@ def demo_data(
     from . import console
     from .demo import write_demo_dataset
 
+    if directory.exists() and not directory.is_dir():
+        raise SweeperError(f"{directory} is a file; choose a new or empty folder")
     if directory.exists() and any(directory.iterdir()):
         raise SweeperError(f"{directory} is not empty; choose a new or empty folder")
+    if n_images < 1 or size < 32:
+        raise SweeperError(f"--n-images must be >= 1 and --size >= 32 (got {n_images} and {size})")
     paths = write_demo_dataset(directory, n_images=n_images, size=size, seed=seed)
     console.out.print(f"wrote {paths.annotation_file} and {paths.image_root}/", highlight=False)
 
@@ -241,6 +280,13 @@ def report(
     from . import console
     from .study import load_trials, publish_to_dashboard, rank_trials
 
+    if plot is not None:
+        if plot.suffix.lower() not in (".png", ".pdf", ".svg"):
+            raise SweeperError(f"--plot: {plot} should end in .png, .pdf or .svg")
+        if not plot.parent.is_dir():
+            raise SweeperError(f"--plot: folder {plot.parent} does not exist")
+    if rope is not None and rope < 0:
+        raise SweeperError(f"--rope: must be >= 0, got {rope}")
     name, trials, default_rope = load_trials(study, storage, space)
     ranking = rank_trials(trials, rope=default_rope if rope is None else rope)
     if ranking is None:
@@ -300,17 +346,17 @@ def dashboard(
     host: Annotated[str, typer.Option(help="Address to bind; 127.0.0.1 keeps it on this machine.")] = "127.0.0.1",
 ) -> None:
     """Start optuna-dashboard on the study storage (Ctrl-C stops it)."""
-    import subprocess
+    import os
+    import sys
 
     from . import console
     from .study import dashboard_command, mask_url, storage_url
 
     command = dashboard_command(storage, host=host, port=port)
     console.err.print(f"optuna-dashboard for {mask_url(storage_url(storage))} on http://{host}:{port}/ (Ctrl-C stops it)", highlight=False)
-    try:
-        raise typer.Exit(subprocess.call(command))
-    except KeyboardInterrupt:
-        raise typer.Exit(0) from None
+    sys.stderr.flush()
+    # The dashboard takes this process's place: stopping this pid stops the server, no orphan.
+    os.execv(command[0], command)
 
 
 def _print_ranking(ranking, fmt: "OutputFormat") -> None:

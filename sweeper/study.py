@@ -39,6 +39,7 @@ from typing import Any
 
 from .errors import SweeperError
 from .space import SearchSpace
+from .train import check_encoder_weights
 
 DEFAULT_STORAGE = "sweeper.db"
 RUN_FAIL_KINDS = ("build", "oom", "nan", "dataloader", "error")
@@ -126,6 +127,16 @@ def storage_url(storage: str | None) -> str:
     return str(path.resolve())
 
 
+def _with_driver(url: str) -> str:
+    """``postgresql://`` means psycopg 3 to SQLAlchemy 2.1; use psycopg2 when only it is here."""
+    import importlib.util
+
+    if url.startswith("postgresql://") and importlib.util.find_spec("psycopg") is None \
+            and importlib.util.find_spec("psycopg2") is not None:
+        return "postgresql+psycopg2://" + url[len("postgresql://"):]
+    return url
+
+
 def is_journal(url: str) -> bool:
     return "://" not in url
 
@@ -141,13 +152,21 @@ def _quiet_optuna() -> None:
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
 
 
-def open_storage(storage: str | None):
-    """An Optuna storage for a URL or path, with heartbeats and retries on RDB storages."""
+def open_storage(storage: str | None, *, must_exist: bool = False):
+    """An Optuna storage for a URL or path, with heartbeats and retries on RDB storages.
+
+    ``must_exist`` (commands that only read, such as ``report``) refuses to create a new SQLite
+    or journal file at a mistyped path.
+    """
     import optuna
 
     _quiet_optuna()
-    url = storage_url(storage)
+    url = _with_driver(storage_url(storage))
     shown = mask_url(url)
+    if must_exist:
+        local = url[len("sqlite:///"):] if url.startswith("sqlite:///") else url if is_journal(url) else None
+        if local is not None and not Path(local).is_file():
+            raise SweeperError(f"--storage: {local} does not exist (no study has been written there)")
     if is_journal(url):
         from optuna.storages.journal import JournalFileBackend, JournalStorage
 
@@ -163,17 +182,27 @@ def open_storage(storage: str | None):
         if not parent.is_dir():
             raise SweeperError(f"--storage: folder {parent} for the SQLite file does not exist")
     engine_kwargs = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {"pool_pre_ping": True}
-    try:
-        return optuna.storages.RDBStorage(
-            url, engine_kwargs=engine_kwargs,
-            heartbeat_interval=int(os.environ.get("SWEEPER_HEARTBEAT_S", HEARTBEAT_INTERVAL_S)),
-            grace_period=int(os.environ.get("SWEEPER_GRACE_S", GRACE_PERIOD_S)),
-            heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=3),
-        )
-    except ImportError as exc:
-        raise SweeperError(f"--storage {shown}: the database driver is missing ({exc.name}); e.g. pip install psycopg2-binary") from None
-    except Exception as exc:  # noqa: BLE001 - SQLAlchemy raises many types for a bad URL or server
-        raise SweeperError(f"--storage {shown}: cannot open: {_one_line(mask_url(str(exc)))}") from None
+    # Workers that start together on an empty database race to create Optuna's tables; the
+    # loser's CREATE TABLE fails and the schema is there a moment later, so try again.
+    for attempt in range(6):
+        try:
+            return optuna.storages.RDBStorage(
+                url, engine_kwargs=engine_kwargs,
+                heartbeat_interval=int(os.environ.get("SWEEPER_HEARTBEAT_S", HEARTBEAT_INTERVAL_S)),
+                grace_period=int(os.environ.get("SWEEPER_GRACE_S", GRACE_PERIOD_S)),
+                heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=3),
+            )
+        except ImportError as exc:
+            driver = exc.name or _one_line(exc)
+            raise SweeperError(f"--storage {shown}: the database driver is missing ({driver}); install it, "
+                               "e.g. pip install psycopg2-binary for postgresql+psycopg2://") from None
+        except Exception as exc:  # noqa: BLE001 - SQLAlchemy raises many types for a bad URL or server
+            text = str(exc)
+            if attempt < 5 and ("already exists" in text or "UniqueViolation" in text or "locked" in text):
+                time.sleep(0.2 + random.random() * (attempt + 1) * 0.3)
+                continue
+            raise SweeperError(f"--storage {shown}: cannot open: {_one_line(mask_url(text))}") from None
+    raise AssertionError("unreachable")
 
 
 def _one_line(exc: BaseException | str) -> str:
@@ -631,7 +660,13 @@ def run_sweep(space: SearchSpace, *, storage: str | None = None, study_name: str
 
     validate_config(replace(space.base, arch="unet", encoder="resnet18"))
     data = prepare_data(space.base)
+    _check_has_labels(data)
     candidates = resolve_candidates(space, data.num_classes)
+    for _, encoder, _ in candidates:  # weights that cannot be had fail now, not in trial 1
+        try:
+            check_encoder_weights(encoder, space.base.encoder_weights)
+        except SweeperError as exc:
+            raise SweeperError(f"{space.source}: recipe.{exc}") from None
     study = open_study(space, storage, study_name)
     _check_same_split(study, space, data)
     sweep = Sweep(space, study, data, candidates, events=events)
@@ -644,6 +679,14 @@ def run_sweep(space: SearchSpace, *, storage: str | None = None, study_name: str
     sweep.repeat()
     sweep.summary.ranking = rank_trials(study.get_trials(deepcopy=False), rope=space.rope)
     return sweep.summary
+
+
+def _check_has_labels(data) -> None:
+    """A training file whose every mask would be background gives a meaningless sweep."""
+    fold = data.folds[0]
+    if not any(info.classes for info in fold.train_data.images):
+        raise SweeperError(f"{fold.train_data.annotation_file}: no image has a usable annotation, so every mask "
+                           "would be background (see the warnings above, or run sweeper check)")
 
 
 def _check_same_split(study, space: SearchSpace, data) -> None:
@@ -671,8 +714,7 @@ def load_trials(study_name: str | None, storage: str | None, space: str | None):
 
     from .space import load_space
 
-    optuna.logging.set_verbosity(optuna.logging.ERROR)
-    store = open_storage(storage)
+    store = open_storage(storage, must_exist=True)
     rope = 0.01
     explicit = study_name is not None
     if space is not None or not explicit:

@@ -259,6 +259,9 @@ def prepare_data(config: TrainConfig) -> PreparedData:
     from .splits import make_folds
 
     data = config.data
+    if data.train_json is None and (data.image_root or data.val_json or data.val_root):
+        given = next(f"--{k.replace('_', '-')}" for k in ("image_root", "val_json", "val_root") if getattr(data, k))
+        raise SweeperError(f"{given} needs --train-json (without it the built-in demo data is used)")
     if data.train_json is None:
         from .demo import demo_dataset_paths
 
@@ -398,6 +401,20 @@ def build_model(config: TrainConfig, num_classes: int):
     if weights and hub_name is None:
         load_encoder_weights(model, weights)
     return model
+
+
+def check_encoder_weights(encoder: str, weights: str | None) -> None:
+    """Refuse weights that cannot be had (a missing file, an unknown name, the hub off) up front."""
+    if not weights:
+        return
+    if _looks_like_path(weights):
+        if not Path(weights).expanduser().is_file():
+            raise SweeperError(f"encoder_weights: file {weights} does not exist")
+        return
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        import segmentation_models_pytorch as smp
+    _check_hub_weights(smp, encoder, weights)
 
 
 def _looks_like_path(value: str) -> bool:
