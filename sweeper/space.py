@@ -23,7 +23,7 @@ Command-line flags then override single fields (:func:`apply_overrides`). The sh
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -470,7 +470,3 @@ def _int_list(value: Any, where: str, *, minimum: int) -> tuple[int, ...]:
     ):
         raise SweeperError(f"{where}: expected a non-empty list of integers >= {minimum}, got {value!r}")
     return tuple(value)
-
-
-def space_fields() -> list[str]:
-    return [f.name for f in fields(SearchSpace)]

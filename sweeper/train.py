@@ -19,10 +19,9 @@ import resource
 import time
 import warnings
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, field, replace
 from importlib import metadata
 from pathlib import Path
-from typing import Any
 
 from .errors import SweeperError, did_you_mean
 from .splits import SplitConfig
@@ -715,8 +714,3 @@ class _Bars:
         if self._progress:
             self._progress.__exit__(*exc)
         return False
-
-
-def config_fields() -> list[str]:
-    """Top-level keys of a run config, for validating search spaces."""
-    return [f.name for f in fields(TrainConfig)]
