@@ -1,13 +1,16 @@
 """The smp catalogue: every architecture x encoder pair, its size and cost, without any weights.
 
 Counting works on the meta device, where a module has shapes but no storage, so a 800M-parameter
-encoder costs the same few milliseconds as a small one. Three things keep the whole catalogue
-fast (see ``benchmarks/zoo.py`` for the figures):
+encoder costs the same few milliseconds as a small one. What keeps the whole catalogue fast (see
+``benchmarks/zoo.py`` for the figures):
 
-* an encoder is built once per (name, depth, output stride) and shared by every decoder that
-  asks for it; the decoders are cheap;
-* the encoder's forward is traced once per key for its FLOPs and feature shapes; each decoder is
-  then run on empty meta features of those shapes;
+* an encoder is built once and shared by every decoder that asks for it; smp's own encoder
+  classes serve every depth and output stride from one module (``_encoder_variant``), timm-built
+  ones are built once per (depth, stride);
+* builds skip weight initialisation, and a forward replaces torch's Python meta kernels for the
+  common ops by exact shape stand-ins (``meta.shape_handler``);
+* the encoder's forward is traced once per variant for its FLOPs and feature shapes; each
+  decoder then runs on empty meta features of those shapes;
 * an encoder whose own parameters exceed the budget rules out all its pairs before any forward.
 
 Results are cached on disk per library versions and (classes, in_channels, image_size), and the
@@ -20,7 +23,6 @@ torch's ``flop_counter`` formulas count them (2 per multiply-add, matmul/conv/at
 
 from __future__ import annotations
 
-import copy
 import csv
 import fnmatch
 import gc
@@ -32,10 +34,12 @@ import re
 import sys
 import warnings
 from collections.abc import Callable, Iterable, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, fields
 from importlib import metadata
 
 from .cache import cache_dir, stable_hash, write_json_atomic
+from . import meta
 from .errors import SweeperError, did_you_mean
 
 #: Bump when the meaning of a cached row changes.
@@ -230,153 +234,6 @@ def _encoder_settings(arch_cls) -> tuple[int, int]:
     return int(depth), int(stride or 32)
 
 
-class _RangeOnCPU:
-    """Run index-building factories (linspace, arange) on CPU inside a meta build.
-
-    Some encoders (smp's MixVisionTransformer) read a Python float from ``torch.linspace(...)``
-    while constructing; on the meta device that value does not exist. Letting only these
-    factories run on CPU keeps every parameter on meta; stray CPU buffers are moved to meta
-    after the build.
-    """
-
-    def __enter__(self):
-        import torch
-        from torch.overrides import TorchFunctionMode
-
-        targets = {torch.linspace, torch.arange, torch.logspace}
-
-        class Mode(TorchFunctionMode):
-            def __torch_function__(self, func, types, args=(), kwargs=None):
-                kwargs = dict(kwargs or {})
-                if func in targets and kwargs.get("device") is None:
-                    kwargs["device"] = "cpu"
-                return func(*args, **kwargs)
-
-        self._mode = Mode()
-        self._mode.__enter__()
-        return self
-
-    def __exit__(self, *exc):
-        return self._mode.__exit__(*exc)
-
-
-def _is_meta_artifact(exc: BaseException) -> bool:
-    return "meta" in str(exc).lower()
-
-
-def _build_on_meta(build: Callable[[], object]):
-    """Build with no storage; fall back to CPU range factories, then to a real CPU build.
-
-    Returns ``(module_on_meta, how)`` where ``how`` is ``"meta"``, ``"meta+cpu-ranges"`` or
-    ``"cpu"``. Only failures that mention the meta device are retried: a real incompatibility
-    fails the same way on every device and is reported as is.
-    """
-    import torch
-
-    try:
-        with torch.device("meta"), _MetaFastPath(skip_init=True):
-            return build(), "meta"
-    except Exception as exc:  # noqa: BLE001 - smp raises many types for incompatibilities
-        if not _is_meta_artifact(exc):
-            raise
-    try:
-        with torch.device("meta"), _RangeOnCPU(), _MetaFastPath(skip_init=True):
-            return build().to("meta"), "meta+cpu-ranges"
-    except Exception as exc:  # noqa: BLE001
-        if not _is_meta_artifact(exc):
-            raise
-    return build().to("meta"), "cpu"
-
-
-def _norm_fast_path(func, args):
-    """Outputs of a normalisation or upsampling op on meta, or None for any other op.
-
-    torch runs the meta kernels of batch/layer/group norm (about 0.5 ms a call) and of bilinear
-    upsampling (a Python decomposition, about 5 ms a call) in Python: most of a meta forward.
-    They only keep shapes, and flop_counter counts no FLOPs for them, so empty tensors of the
-    right shapes are an exact stand-in here.
-    """
-    import torch
-
-    name = func.__name__
-    if name.startswith("native_batch_norm") or name.startswith("_native_batch_norm_legit"):
-        x = args[0]
-        stats = torch.empty((0,), dtype=x.dtype, device=x.device)
-        return torch.empty_like(x), stats, stats
-    if name.startswith("native_layer_norm") and not name.endswith("backward"):
-        x, shape = args[0], args[1]
-        lead = tuple(x.shape[: x.dim() - len(shape)]) + (1,) * len(shape)
-        return torch.empty_like(x), x.new_empty(lead), x.new_empty(lead)
-    if name.startswith("native_group_norm") and not name.endswith("backward"):
-        x, n, groups = args[0], args[3], args[6]
-        return torch.empty_like(x), x.new_empty((n, groups)), x.new_empty((n, groups))
-    if name.startswith("upsample_") and not name.split(".")[0].endswith("backward"):
-        x, size = args[0], args[1]
-        spatial = x.dim() - 2
-        if size is None:  # the .vec overloads: scale factors come last
-            scales = args[-1]
-            size = [math.floor(x.shape[2 + i] * float(scales[i])) for i in range(spatial)]
-        return x.new_empty((*x.shape[:2], *[int(s) for s in size]))
-    return None
-
-
-_INIT_OPS = {"normal_", "uniform_", "fill_", "zero_", "bernoulli_", "exponential_", "random_", "log_normal_", "geometric_", "cauchy_", "erfinv_", "clamp_", "mul_", "add_", "copy_", "sqrt_"}
-
-
-class _MetaFastPath:
-    """A dispatch mode for meta work: skips the Python meta kernels that only cost time.
-
-    ``count_flops=True`` also sums torch's flop_counter formulas over the ops that run (the
-    same totals as ``FlopCounterMode``, without its module tracking). ``skip_init=True`` turns
-    in-place weight initialisers on meta tensors into no-ops, for builds: a meta tensor has no
-    values to initialise, and an in-place op never changes a shape. They are caught as early as
-    the torch-function layer, before the device context and the dispatcher see them.
-    """
-
-    def __init__(self, *, count_flops: bool = False, skip_init: bool = False):
-        from torch.overrides import TorchFunctionMode
-        from torch.utils._python_dispatch import TorchDispatchMode
-        from torch.utils.flop_counter import flop_registry
-
-        owner = self
-
-        def is_init(name, args):
-            return name in _INIT_OPS and args and getattr(args[0], "is_meta", False)
-
-        class Dispatch(TorchDispatchMode):
-            def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-                kwargs = kwargs or {}
-                if skip_init and is_init(func.__name__.split(".")[0], args):
-                    return args[0]
-                out = _norm_fast_path(func, args)
-                if out is None:
-                    out = func(*args, **kwargs)
-                if count_flops:
-                    formula = flop_registry.get(func._overloadpacket)
-                    if formula is not None:
-                        owner.total += formula(*args, **kwargs, out_val=out)
-                return out
-
-        class Function(TorchFunctionMode):
-            def __torch_function__(self, func, types, args=(), kwargs=None):
-                if is_init(getattr(func, "__name__", ""), args):
-                    return args[0]
-                return func(*args, **(kwargs or {}))
-
-        self.total = 0
-        self._modes = [Dispatch()] + ([Function()] if skip_init else [])
-
-    def __enter__(self):
-        for mode in self._modes:
-            mode.__enter__()
-        return self
-
-    def __exit__(self, *exc):
-        for mode in reversed(self._modes):
-            mode.__exit__(*exc)
-        return False
-
-
 def _meta_input(in_channels: int, image_size: int):
     import torch
 
@@ -396,6 +253,40 @@ class _EncoderInfo:
     flops: int | None = None
     shapes: list | None = None
     forward_error: str | None = None
+    depth: int | None = None  # set on a shared native module by _encoder_variant
+    stride: int = 32
+
+
+@contextmanager
+def _encoder_variant(info: _EncoderInfo):
+    """Give a shared native encoder the depth and output stride of ``info`` for a while.
+
+    This repeats what smp's ``get_encoder`` does after construction (``make_dilated``) and
+    undoes it on exit, so the stride-32 module stays intact for the next pair; dilation
+    changes strides, dilations and paddings only, never a parameter.
+    """
+    module = info.module
+    if info.depth is None:
+        yield module
+        return
+    import torch.nn as nn
+
+    saved = (module._depth, module._output_stride)
+    convs = []
+    if info.stride != 32:
+        convs = [(m, m.stride, m.dilation, m.padding, m._modules.get("static_padding"))
+                 for m in module.modules() if isinstance(m, nn.Conv2d)]
+    try:
+        module._depth, module._output_stride = info.depth, info.stride
+        if info.stride != 32:
+            module.make_dilated(info.stride)
+        yield module
+    finally:
+        module._depth, module._output_stride = saved
+        for m, stride, dilation, padding, static in convs:
+            m.stride, m.dilation, m.padding = stride, dilation, padding
+            if static is not None:
+                m.static_padding = static
 
 
 class _Counter:
@@ -414,36 +305,43 @@ class _Counter:
         routed = getattr(self.smp.encoders, "is_equivalent_to_timm_universal", lambda n: False)
         return name.startswith("tu-") or routed(name)
 
-    def encoder(self, name: str, depth: int, output_stride: int, kwargs: dict | None = None) -> _EncoderInfo:
-        key = (name, depth, output_stride, tuple(sorted((kwargs or {}).items())))
+    def encoder(self, name: str, depth: int, output_stride: int) -> _EncoderInfo:
+        key = (name, depth, output_stride)
         info = self.encoders.get(key)
-        if info is None and output_stride != 32 and not self._timm_routed(name):
-            # smp's get_encoder builds at stride 32 and then calls make_dilated; doing the same on
-            # a copy of the stride-32 encoder skips a second construction.
-            base = self.encoder(name, depth, 32, kwargs)
-            info = _EncoderInfo(error=base.error, built_on=base.built_on)
-            if base.error is None:
+        if info is not None:
+            return info
+        if self._timm_routed(name):
+            info = self._build_encoder(name, depth, output_stride)
+        else:
+            # smp's own encoder classes read the depth only in forward and get dilated after
+            # construction, so one module per name serves every (depth, stride), set in place
+            # by _encoder_variant while a pair uses it.
+            base = self.encoders.get((name, None, None))
+            if base is None:
+                base = self.encoders[(name, None, None)] = self._build_encoder(name, 5, 32)
+            info = _EncoderInfo(module=base.module, params=base.params, error=base.error,
+                                built_on=base.built_on, depth=depth, stride=output_stride)
+            if info.error is None:
                 try:
-                    info.module = copy.deepcopy(base.module)
-                    info.module.make_dilated(output_stride)
-                    info.params = base.params
-                except Exception as exc:  # noqa: BLE001
+                    with _encoder_variant(info):
+                        pass
+                except Exception as exc:  # noqa: BLE001 - e.g. DenseNet refuses to dilate
                     info.module, info.error = None, _one_line(exc)
-            self.encoders[key] = info
-        if info is None:
-            info = _EncoderInfo()
-            try:
-                info.module, info.built_on = _build_on_meta(
-                    lambda: self._real_get_encoder(
-                        name, in_channels=self.in_channels, depth=depth, weights=None,
-                        output_stride=output_stride, **(kwargs or {}),
-                    )
+        self.encoders[key] = info
+        return info
+
+    def _build_encoder(self, name: str, depth: int, output_stride: int) -> _EncoderInfo:
+        info = _EncoderInfo()
+        try:
+            info.module, info.built_on = meta.build_on_meta(
+                lambda: self._real_get_encoder(
+                    name, in_channels=self.in_channels, depth=depth, weights=None, output_stride=output_stride,
                 )
-                info.module.eval()
-                info.params = _n_params(info.module)
-            except Exception as exc:  # noqa: BLE001
-                info.error = _one_line(exc)
-            self.encoders[key] = info
+            )
+            info.module.eval()
+            info.params = _n_params(info.module)
+        except Exception as exc:  # noqa: BLE001
+            info.error = _one_line(exc)
         return info
 
     def trace_encoder(self, info: _EncoderInfo) -> None:
@@ -453,7 +351,7 @@ class _Counter:
         import torch
 
         try:
-            with torch.no_grad(), _MetaFastPath(count_flops=True) as counter:
+            with torch.no_grad(), meta.flop_trace() as counter:
                 feats = info.module(_meta_input(self.in_channels, self.image_size))
             info.flops = counter.total
             info.shapes = [tuple(f.shape) for f in feats]
@@ -462,41 +360,54 @@ class _Counter:
 
     def count_pair(self, arch: str, encoder: str, budget: int | None, weights: tuple[str, ...]) -> dict:
         """One catalogue row as a plain dict (the cache's format)."""
-        import torch
-
         cls = self.smp.MODEL_ARCHITECTURES_MAPPING[arch]
         depth, stride = _encoder_settings(cls)
         module = sys.modules[cls.__module__]
         shares_encoder = hasattr(module, "get_encoder") and cls.forward is self.smp.base.SegmentationModel.forward
-        enc = None
-        if shares_encoder:
-            if stride != 32 and budget is not None and not self._timm_routed(encoder):
-                base = self.encoder(encoder, depth, 32)  # dilation adds no parameters
-                if base.error is None and base.params > budget:
-                    return {"arch": arch, "encoder": encoder, "over_budget": base.params}
-            enc = self.encoder(encoder, depth, stride)
-            if enc.error:
-                return {"arch": arch, "encoder": encoder, "invalid": enc.error}
-            if budget is not None and enc.params > budget:
-                return {"arch": arch, "encoder": encoder, "over_budget": enc.params}
+        if not shares_encoder:
+            return self._count_model(arch, encoder, budget, weights, None)
+        enc = self.encoder(encoder, depth, stride)
+        if enc.error:
+            return {"arch": arch, "encoder": encoder, "invalid": enc.error}
+        if budget is not None and enc.params > budget:
+            return {"arch": arch, "encoder": encoder, "over_budget": enc.params}
+        original = module.get_encoder
+        module.get_encoder = lambda *a, **k: enc.module
+        try:
+            with _encoder_variant(enc):
+                return self._count_model(arch, encoder, budget, weights, enc)
+        finally:
+            module.get_encoder = original
+
+    def _count_model(self, arch, encoder, budget, weights, enc: _EncoderInfo | None) -> dict:
+        """Build the whole model (around a shared encoder when ``enc`` is given) and trace it."""
+        import torch
 
         def build():
             return self.smp.create_model(arch, encoder_name=encoder, encoder_weights=None,
                                          classes=self.classes, in_channels=self.in_channels)
 
-        original = getattr(module, "get_encoder", None)
-        if shares_encoder:
-            module.get_encoder = lambda *a, **k: enc.module
         try:
-            model, built_on = _build_on_meta(build)
+            model, built_on = meta.build_on_meta(build)
         except Exception as exc:  # noqa: BLE001
             return {"arch": arch, "encoder": encoder, "invalid": _one_line(exc)}
-        finally:
-            if shares_encoder:
-                module.get_encoder = original
-        model.eval()
-        params = _n_params(model)
-        enc_params = _n_params(model.encoder)
+        if enc is None or getattr(model, "encoder", None) is not enc.module:
+            model.eval()
+            enc_params = _n_params(model.encoder)
+            params = _n_params(model)
+        else:
+            # The shared encoder is in eval mode and counted already; walking its thousands of
+            # modules again per decoder would cost more than the decoder.
+            model.training = False
+            rest = [child for child in model.children() if child is not enc.module]
+            for child in rest:
+                child.eval()
+            enc_params = enc.params
+            seen: set[int] = set()
+            params = enc_params + sum(
+                p.numel() for p in [*model._parameters.values(), *(q for c in rest for q in c.parameters())]
+                if p is not None and id(p) not in seen and not seen.add(id(p))
+            )
         how = enc.built_on if enc else built_on
         row = {
             "arch": arch, "encoder": encoder, "params": params, "encoder_params": enc_params,
@@ -507,20 +418,20 @@ class _Counter:
             return row  # no forward for pairs over the budget; a larger budget completes the row
         x = _meta_input(self.in_channels, self.image_size)
         try:
-            if shares_encoder:
+            if enc is not None:
                 self.trace_encoder(enc)
                 if enc.forward_error:
                     raise RuntimeError(enc.forward_error)
                 shapes = enc.shapes
                 enc.module.forward = lambda _x: [torch.empty(s, device="meta") for s in shapes]
                 try:
-                    with torch.no_grad(), _MetaFastPath(count_flops=True) as counter:
+                    with torch.no_grad(), meta.flop_trace() as counter:
                         model(x)
                 finally:
                     del enc.module.forward
                 flops = counter.total + enc.flops
             else:
-                with torch.no_grad(), _MetaFastPath(count_flops=True) as counter:
+                with torch.no_grad(), meta.flop_trace() as counter:
                     model(x)
                 flops = counter.total
             row["gflops"], row["runs"] = flops / 1e9, True
