@@ -14,7 +14,7 @@ Command-line flags then override single fields (:func:`apply_overrides`). The sh
     hparams: {lr: {type: float, low: 1e-5, high: 1e-2, log: true}, loss: {type: categorical, choices: [...]}}
     seeds: [0, 1, 2, 3, 4]         # first: screening seed; the rest, in order, for repeats
     racing: true                   # repeats only for candidates still tied with the best
-    pruner: {type: median, ...}    # none, median, successive_halving, hyperband, wilcoxon
+    pruner: {type: median, ...}    # none, median, successive_halving, hyperband, wilcoxon, threshold
     trials: 40                     # cap on screening trials
     objective: best                # best-epoch or last-epoch val mIoU
     rope: 0.01                     # differences below this are "practically equal" (mIoU)
@@ -39,7 +39,7 @@ SPLIT_KEYS = ("scheme", "val_fraction", "n_splits", "group_field", "group_regex"
 ARCH_KEYS = ("max_params", "archs", "encoders", "exclude", "timm", "pairs")
 PARAM_KEYS = ("type", "low", "high", "log", "step", "choices")
 PARAM_TYPES = ("float", "int", "categorical")
-PRUNERS = ("none", "median", "successive_halving", "hyperband", "wilcoxon")
+PRUNERS = ("none", "median", "successive_halving", "hyperband", "wilcoxon", "threshold")
 OBJECTIVES = ("best", "last")
 #: TrainConfig fields that a space may vary (the rest define the data and the device).
 TUNABLE = ("lr", "weight_decay", "momentum", "batch_size", "epochs", "image_size", "loss", "optimizer",
@@ -413,8 +413,18 @@ def _pruner(value: Any, source: str) -> PrunerSpec:
         "none": (), "median": ("n_startup_trials", "n_warmup_steps"),
         "successive_halving": ("min_resource", "reduction_factor"),
         "hyperband": ("min_resource", "max_resource", "reduction_factor"), "wilcoxon": ("p_threshold", "n_startup_steps"),
+        "threshold": ("lower", "upper", "n_warmup_steps"),
     }[kind]
     _keys(options, allowed, source, "pruner.")
+    for name, raw in list(options.items()):
+        number = _number(raw)
+        fractional = name in ("p_threshold", "lower", "upper")
+        if isinstance(number, bool) or not isinstance(number, (int, float)) or (not fractional and number != int(number)) or number < 0:
+            kind_of = "a number" if fractional else "a whole number >= 0"
+            raise SweeperError(f"{source}: pruner.{name}: expected {kind_of}, got {raw!r}")
+        options[name] = float(number) if fractional else int(number)
+    if kind == "threshold" and "lower" not in options and "upper" not in options:
+        raise SweeperError(f"{source}: pruner threshold needs lower (prune runs below it) or upper (above it), in val mIoU")
     return PrunerSpec(kind, options)
 
 

@@ -224,6 +224,8 @@ def make_pruner(space: SearchSpace):
     if spec.type == "hyperband":
         return optuna.pruners.HyperbandPruner(min_resource=opts.get("min_resource", 1), max_resource=opts.get("max_resource", space.base.epochs),
                                               reduction_factor=opts.get("reduction_factor", 3))
+    if spec.type == "threshold":
+        return optuna.pruners.ThresholdPruner(lower=opts.get("lower"), upper=opts.get("upper"), n_warmup_steps=opts.get("n_warmup_steps", 0))
     return optuna.pruners.WilcoxonPruner(p_threshold=opts.get("p_threshold", 0.1), n_startup_steps=opts.get("n_startup_steps", 2))
 
 

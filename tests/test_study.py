@@ -225,3 +225,23 @@ def test_dashboard_command_binds_loopback_and_knows_journals(tmp_path):
     assert command[command.index("--host") + 1] == "127.0.0.1" and "JournalFileStorage" in command
     with pytest.raises(SweeperError, match="run sweeper tune first"):
         dashboard_command(str(tmp_path / "none.db"))
+
+
+def test_pruned_screening_runs_stop_early_get_no_repeats_and_stay_pruned(tmp_path):
+    from optuna.trial import TrialState
+
+    storage = str(tmp_path / "p.db")
+    # No run reaches 0.99 mIoU after one epoch: every screening run is pruned right there.
+    space = tiny_space(recipe=dict(TINY["recipe"], epochs=3), pruner={"type": "threshold", "lower": 0.99})
+    summary = run_sweep(space, storage=storage)
+    trials = _trials(storage)
+    assert summary.pruned == 3 and summary.trained == 0
+    assert [t.state for t in trials] == [TrialState.PRUNED] * 3
+    for t in trials:
+        assert len(t.user_attrs["history"]) == 1  # stopped after its first epoch of three
+        assert t.user_attrs["pruned_at_epoch"] == t.user_attrs["history"][0]["epoch"]
+        assert t.user_attrs["phase"] == "screen"  # pruned candidates are not repeated
+    assert not summary.ranking or not summary.ranking.rows
+    # A pruned unit is a finished unit: resuming does not train it again.
+    again = run_sweep(space, storage=storage)
+    assert again.trained == 0 and again.pruned == 0 and len(_trials(storage)) == 3
