@@ -290,7 +290,12 @@ def report(
     name, trials, default_rope = load_trials(study, storage, space)
     ranking = rank_trials(trials, rope=default_rope if rope is None else rope)
     if ranking is None:
-        raise SweeperError(f"study {name!r} has no finished run yet; run sweeper tune first")
+        from collections import Counter
+
+        states = Counter(t.state.name.lower() for t in trials)
+        seen = ", ".join(f"{n} {state}" for state, n in sorted(states.items()))
+        hint = "run sweeper tune first" if not trials else "loosen the pruner or run more trials"
+        raise SweeperError(f"study {name!r} has no completed run to rank ({seen or 'no trials'}); {hint}")
     _print_ranking(ranking, fmt)
     if plot is not None:
         from . import report as report_mod

@@ -81,7 +81,14 @@ def test_report_errors_are_one_line(tmp_path):
     assert len(result.stderr.strip().splitlines()) == 1
     optuna.create_study(study_name="empty", storage=f"sqlite:///{db}")
     result = runner.invoke(app, ["report", "--storage", str(db), "--study", "empty"])
-    assert result.exit_code == 2 and "no finished run" in result.stderr
+    assert result.exit_code == 2 and "no completed run" in result.stderr and "run sweeper tune first" in result.stderr
+    pruned = optuna.create_study(study_name="all-pruned", storage=f"sqlite:///{db}")
+    for _ in range(2):
+        trial = pruned.ask()
+        pruned.tell(trial, state=optuna.trial.TrialState.PRUNED)
+    result = runner.invoke(app, ["report", "--storage", str(db), "--study", "all-pruned"])
+    assert result.exit_code == 2 and "(2 pruned)" in result.stderr and "pruner" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
 
 
 @pytest.mark.parametrize("storage", ["postgresql://u:pw@127.0.0.1:1/x"])
