@@ -218,6 +218,7 @@ ValRoot = Annotated[Optional[Path], typer.Option("--val-root", help="Image folde
 Space = Annotated[Optional[str], typer.Option("--space", help="Search space: a YAML path or a shipped name (demo, zoo-50m, hparams).")]
 Storage = Annotated[Optional[str], typer.Option("--storage", help="Optuna storage: a URL (sqlite:///x.db, postgresql://...), a .db file, or a journal file path. Default: sweeper.db here.")]
 Study = Annotated[Optional[str], typer.Option("--study", help="Study name (default: the space's name).")]
+Artifacts = Annotated[Optional[Path], typer.Option("--artifacts", help="Folder of the weight files (default: beside a .db or journal file; needed with a database server).")]
 
 
 @app.command()
@@ -236,6 +237,8 @@ def tune(
     val_json: ValJson = None,
     val_root: ValRoot = None,
     debug: Annotated[bool, typer.Option("--debug", help="32 images, at most 2 epochs at 64 px: a quick dry run of the whole sweep.")] = False,
+    save_weights: Annotated[Optional[bool], typer.Option("--save-weights/--no-save-weights", help="Keep each run's best-epoch weights (for sweeper ensemble); default: the space's save_weights.")] = None,
+    artifacts: Artifacts = None,
     fmt: Annotated[OutputFormat, typer.Option("--format", help="Format of the final ranking.")] = OutputFormat.table,
 ) -> None:
     """Screen every candidate of a space as an Optuna trial, race repeats with more seeds, rank."""
@@ -245,10 +248,10 @@ def tune(
 
     spec = apply_overrides(load_space(space), trials=trials, epochs=epochs, max_params=max_params, seeds=seeds,
                            device=device, train_json=_path(train_json), image_root=_path(image_root),
-                           val_json=_path(val_json), val_root=_path(val_root), debug=debug)
+                           val_json=_path(val_json), val_root=_path(val_root), debug=debug, save_weights=save_weights)
     name = study or spec.name + ("-debug" if debug else "")
     with _TuneView(spec) as view:
-        summary = run_sweep(spec, storage=storage, study_name=name, events=view.event)
+        summary = run_sweep(spec, storage=storage, study_name=name, events=view.event, artifacts=artifacts)
     for message in summary.messages:
         console.err.print(message)
     console.err.print(
@@ -262,6 +265,8 @@ def tune(
 
         publish_to_dashboard(summary.study_name, storage, summary.ranking)
         console.err.print(f"browse it: sweeper dashboard --storage {storage or 'sweeper.db'}", highlight=False)
+        if spec.save_weights:
+            console.err.print(f"ensemble the leaders: sweeper ensemble --storage {storage or 'sweeper.db'}", highlight=False)
 
 
 @app.command()
@@ -345,10 +350,55 @@ def noise(
 
 @app.command()
 @_errors
+def ensemble(
+    study: Study = None,
+    storage: Storage = None,
+    space: Space = None,
+    top: Annotated[int, typer.Option(help="Ensemble the best saved run of each of the TOP leading candidates.")] = 3,
+    trial: Annotated[Optional[str], typer.Option("--trials", help="Or exactly these trials, e.g. '3,7,12'.")] = None,
+    artifacts: Artifacts = None,
+    device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
+    fmt: Annotated[OutputFormat, typer.Option("--format", help="table or json.")] = OutputFormat.table,
+) -> None:
+    """Average the class probabilities of the best saved runs and score the ensemble like a run."""
+    import json
+
+    import optuna
+
+    from . import console
+    from .ensemble import choose_members, evaluate_ensemble, render_table
+    from .study import artifact_dir, load_trials, open_storage, rank_trials
+
+    if fmt not in (OutputFormat.table, OutputFormat.json):
+        raise SweeperError(f"--format: ensemble prints a table or json, not {fmt.value}")
+    numbers = None
+    if trial:
+        try:
+            numbers = [int(n) for n in trial.split(",") if n.strip()]
+        except ValueError:
+            raise SweeperError(f"--trials: expected trial numbers such as '3,7,12', got {trial!r}") from None
+    name, trials, rope = load_trials(study, storage, space)
+    members = choose_members(trials, rank_trials(trials, rope=rope), top=top, trial_numbers=numbers)
+    recorded = optuna.load_study(study_name=name, storage=open_storage(storage)).user_attrs.get("artifacts_dir")
+    folder = artifacts or (Path(recorded) if recorded and Path(recorded).is_dir() else artifact_dir(storage))
+    result = evaluate_ensemble(members, folder, device=device)
+    if fmt is OutputFormat.json:
+        console.out.file.write(json.dumps(result.to_dict(), indent=2) + "\n")
+    else:
+        console.out.print(render_table(result))
+    for note in result.notes:
+        console.err.print(f"warning: {note}", highlight=False)
+    console.err.print("measured on the validation images the members were chosen on: read the gain, "
+                      "and confirm it on images no run was selected with", highlight=False)
+
+
+@app.command()
+@_errors
 def dashboard(
     storage: Storage = None,
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8080,
     host: Annotated[str, typer.Option(help="Address to bind; 127.0.0.1 keeps it on this machine.")] = "127.0.0.1",
+    artifacts: Artifacts = None,
 ) -> None:
     """Start optuna-dashboard on the study storage (Ctrl-C stops it)."""
     import os
@@ -357,7 +407,7 @@ def dashboard(
     from . import console
     from .study import dashboard_command, mask_url, storage_url
 
-    command = dashboard_command(storage, host=host, port=port)
+    command = dashboard_command(storage, host=host, port=port, artifacts=artifacts)
     console.err.print(f"optuna-dashboard for {mask_url(storage_url(storage))} on http://{host}:{port}/ (Ctrl-C stops it)", highlight=False)
     sys.stderr.flush()
     # The dashboard takes this process's place: stopping this pid stops the server, no orphan.

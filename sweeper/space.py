@@ -18,6 +18,7 @@ Command-line flags then override single fields (:func:`apply_overrides`). The sh
     trials: 40                     # cap on screening trials
     objective: best                # best-epoch or last-epoch val mIoU
     rope: 0.01                     # differences below this are "practically equal" (mIoU)
+    save_weights: false            # keep each run's best-epoch weights (Optuna artifacts) for ensembles
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ SPACES_DIR = Path(__file__).resolve().parent.parent / "search_spaces"
 DEFAULT_SPACE = "demo"
 
 TOP_KEYS = ("name", "data", "split", "folds", "recipe", "architectures", "hparams", "seeds", "racing",
-            "pruner", "trials", "objective", "rope")
+            "pruner", "trials", "objective", "rope", "save_weights")
 DATA_KEYS = ("train_json", "image_root", "val_json", "val_root")
 SPLIT_KEYS = ("scheme", "val_fraction", "n_splits", "group_field", "group_regex", "seed")
 ARCH_KEYS = ("max_params", "archs", "encoders", "exclude", "timm", "pairs")
@@ -106,6 +107,7 @@ class SearchSpace:
     trials: int = 40
     objective: str = "best"
     rope: float = 0.01
+    save_weights: bool = False
 
     @property
     def screening_seed(self) -> int:
@@ -196,6 +198,8 @@ def parse_space(raw: dict, *, source: str = "space", default_name: str = "sweep"
         space.folds = _int_list(raw["folds"], f"{source}: folds", minimum=0)
     if "racing" in raw:
         space.racing = _bool(raw["racing"], f"{source}: racing")
+    if "save_weights" in raw:
+        space.save_weights = _bool(raw["save_weights"], f"{source}: save_weights")
     if "trials" in raw:
         space.trials = _positive_int(raw["trials"], f"{source}: trials")
     if "objective" in raw:
@@ -246,6 +250,8 @@ def apply_overrides(space: SearchSpace, **flags: Any) -> SearchSpace:
         space.architectures = replace(space.architectures, max_params=parse_count(flags["max_params"]))
     if flags.get("seeds") is not None:
         space.seeds = parse_seeds(flags["seeds"], "--seeds")
+    if flags.get("save_weights") is not None:
+        space.save_weights = bool(flags["save_weights"])
     data = {k: flags[k] for k in DATA_KEYS if flags.get(k) is not None}
     if data:
         base = replace(base, data=replace(base.data, **data))

@@ -30,7 +30,9 @@ from __future__ import annotations
 import math
 import os
 import random
+import shutil
 import socket
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -139,6 +141,23 @@ def _with_driver(url: str) -> str:
 
 def is_journal(url: str) -> bool:
     return "://" not in url
+
+
+def artifact_dir(storage: str | None, explicit: str | os.PathLike | None = None) -> Path:
+    """Where a study's weight files live: ``--artifacts``, or beside a SQLite or journal file
+    (``sweeper.db`` -> ``sweeper-artifacts/``). A database server has no "beside": its workers
+    may be on other machines, so the folder (one they all reach) must be named."""
+    if explicit:
+        return Path(explicit)
+    url = storage_url(storage)
+    if url.startswith("sqlite:///"):
+        local = Path(url[len("sqlite:///"):])
+    elif is_journal(url):
+        local = Path(url)
+    else:
+        raise SweeperError("--artifacts: name a folder for the weight files (one every worker can reach); "
+                           "a database server has no folder of its own")
+    return local.with_name(f"{local.stem}-artifacts")
 
 
 def _quiet_optuna() -> None:
@@ -361,8 +380,10 @@ def _clean(value: Any) -> Any:
 class Sweep:
     """One worker's view of a study: which units are left, and running them one at a time."""
 
-    def __init__(self, space: SearchSpace, study, data, candidates, *, events: Callable[[str, dict], None] | None = None):
+    def __init__(self, space: SearchSpace, study, data, candidates, *, events: Callable[[str, dict], None] | None = None,
+                 artifacts: Path | None = None):
         self.space = space
+        self.artifacts = artifacts
         self.study = study
         self.data = data
         self.candidates = candidates
@@ -469,8 +490,14 @@ class Sweep:
                 self.events("end", {"unit": unit, "trial": trial.number, "state": "pruned", "value": m.miou})
                 raise optuna.TrialPruned(f"pruned at epoch {m.epoch}")
 
+        incoming = tempfile.mkdtemp(prefix=".incoming-", dir=self.artifacts) if self.artifacts is not None else None
+        weights_file = None
+        if incoming is not None:
+            weights_file = Path(incoming) / f"{unit.arch}-{unit.encoder}-seed{unit.seed}-fold{unit.fold}-trial{trial.number}.pt"
         try:
-            result = train_run(config, unit.seed, data=self.data, on_epoch=on_epoch, progress=False)
+            result = train_run(config, unit.seed, data=self.data, on_epoch=on_epoch, progress=False, save_best=weights_file)
+            if weights_file is not None:
+                self._upload_weights(trial, weights_file)
         except RunError as exc:
             trial.set_user_attr("fail_kind", exc.kind)
             trial.set_user_attr("fail_reason", str(exc))
@@ -481,6 +508,9 @@ class Sweep:
         except KeyboardInterrupt:
             trial.set_user_attr("interrupted", True)
             raise
+        finally:
+            if incoming is not None:
+                shutil.rmtree(incoming, ignore_errors=True)
         best = result.history[result.best_epoch]
         value = result.best_miou if self.space.objective == "best" else result.history[-1].miou
         names = result.class_names
@@ -496,6 +526,23 @@ class Sweep:
         self.events("end", {"unit": unit, "trial": trial.number, "state": "complete", "value": value,
                             "seconds": result.wall_time_s})
         return value
+
+    def _upload_weights(self, trial, path: Path) -> None:
+        """Store the run's best-epoch weights as an Optuna artifact of its trial.
+
+        A store that fails (a full disk) costs the weights, never the finished run: the trial
+        still completes, with ``weights_error`` saying why it has no weights.
+        """
+        from optuna.artifacts import FileSystemArtifactStore, upload_artifact
+
+        try:
+            artifact_id = upload_artifact(artifact_store=FileSystemArtifactStore(str(self.artifacts)),
+                                          file_path=str(path), study_or_trial=trial, mimetype="application/octet-stream")
+        except OSError as exc:
+            trial.set_user_attr("weights_error", _one_line(exc))
+            self.summary.messages.append(f"trial {trial.number}: weights not saved: {_one_line(exc)}")
+            return
+        trial.set_user_attr("weights_artifact", artifact_id)
 
     # -- phases
     def fail_dead_local_trials(self) -> int:
@@ -653,10 +700,12 @@ def _pid_alive(pid: Any) -> bool:
 
 
 def run_sweep(space: SearchSpace, *, storage: str | None = None, study_name: str | None = None,
-              events: Callable[[str, dict], None] | None = None) -> SweepSummary:
+              events: Callable[[str, dict], None] | None = None, artifacts: str | os.PathLike | None = None) -> SweepSummary:
     """Screen, then race repeats, then rank: the whole ``tune`` job on one worker.
 
-    Safe to run again (it resumes) and to run in several processes against one storage.
+    Safe to run again (it resumes) and to run in several processes against one storage. With
+    ``space.save_weights`` each finished run's best-epoch weights go to the artifact folder
+    (:func:`artifact_dir`), recorded in the study so that ``ensemble`` finds them.
     """
     from .train import prepare_data, validate_config
 
@@ -669,9 +718,16 @@ def run_sweep(space: SearchSpace, *, storage: str | None = None, study_name: str
             check_encoder_weights(encoder, space.base.encoder_weights)
         except SweeperError as exc:
             raise SweeperError(f"{space.source}: recipe.{exc}") from None
+    folder = artifact_dir(storage, artifacts) if space.save_weights else None
+    if folder is not None and not folder.parent.is_dir():
+        raise SweeperError(f"--artifacts: folder {folder.parent} does not exist")
     study = open_study(space, storage, study_name)
     _check_same_split(study, space, data)
-    sweep = Sweep(space, study, data, candidates, events=events)
+    if folder is not None:
+        folder.mkdir(exist_ok=True)
+        if "artifacts_dir" not in study.user_attrs:
+            study.set_user_attr("artifacts_dir", str(folder.resolve()))
+    sweep = Sweep(space, study, data, candidates, events=events, artifacts=folder)
     sweep.summary.storage = mask_url(storage_url(storage))
     sweep.summary.candidates = len(candidates)
     stale = sweep.fail_dead_local_trials()
@@ -836,8 +892,13 @@ def run_noise(space: SearchSpace, *, arch: str | None, encoder: str | None, n_se
     return lines
 
 
-def dashboard_command(storage: str | None, *, host: str = "127.0.0.1", port: int = 8080) -> list[str]:
-    """The optuna-dashboard command line for a storage (bound to loopback unless told)."""
+def dashboard_command(storage: str | None, *, host: str = "127.0.0.1", port: int = 8080,
+                      artifacts: str | os.PathLike | None = None) -> list[str]:
+    """The optuna-dashboard command line for a storage (bound to loopback unless told).
+
+    The weight files of the study are served too when their folder exists (``artifacts``, or
+    the one beside a SQLite or journal file), so each trial's page lists its weights.
+    """
     import shutil
     import sys
 
@@ -850,4 +911,9 @@ def dashboard_command(storage: str | None, *, host: str = "127.0.0.1", port: int
     command = [exe, url, "--host", host, "--port", str(port), "--quiet"]
     if is_journal(url):
         command += ["--storage-class", "JournalFileStorage"]
+    folder = Path(artifacts) if artifacts else (artifact_dir(storage) if url.startswith("sqlite:///") or is_journal(url) else None)
+    if artifacts and not folder.is_dir():
+        raise SweeperError(f"--artifacts: folder {folder} does not exist")
+    if folder is not None and folder.is_dir():
+        command += ["--artifact-dir", str(folder)]
     return command

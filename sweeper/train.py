@@ -541,12 +541,14 @@ def train_run(
     data: PreparedData | None = None,
     on_epoch: Callable[[EpochMetrics], None] | None = None,
     progress: bool | None = None,
+    save_best: str | os.PathLike | None = None,
 ) -> RunResult:
     """Train ``config`` with ``seed`` and score every epoch on the fold's whole val set.
 
     ``data`` (from :func:`prepare_data`) is loaded here when not given. ``on_epoch`` is called
     after each epoch's validation. ``progress`` shows rich bars (default: when stderr is a
-    terminal).
+    terminal). ``save_best`` writes the model's state dict at its best epoch (the one
+    ``best_miou`` was measured on) to that file, for ensembles and later use.
     """
     import torch
 
@@ -580,6 +582,7 @@ def train_run(
     check_every = 1 if device_type == "cpu" else 25
 
     history: list[EpochMetrics] = []
+    best_state: dict | None = None
     trained_images = 0
     train_seconds = 0.0
     bar = _Bars(progress, config.epochs, len(train_loader), f"{config.arch}/{config.encoder} seed {seed}")
@@ -626,6 +629,8 @@ def train_run(
                     miou=scores.miou, pixel_accuracy=scores.pixel_accuracy, iou=list(scores.iou),
                     seconds=time.perf_counter() - epoch_start,
                 )
+                if save_best is not None and _improves(metrics.miou, history):
+                    best_state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
                 history.append(metrics)
                 bar.epoch(metrics)
                 if on_epoch is not None:
@@ -645,6 +650,10 @@ def train_run(
             set_deterministic(False)
 
     best = max(range(len(history)), key=lambda i: (history[i].miou if not math.isnan(history[i].miou) else -1.0))
+    if save_best is not None and best_state is not None:
+        tmp = Path(f"{save_best}.tmp-{os.getpid()}")
+        torch.save(best_state, tmp)
+        os.replace(tmp, save_best)
     if device_type == "cuda":
         peak = torch.cuda.max_memory_allocated(device) / 2**20
     else:
@@ -656,6 +665,13 @@ def train_run(
         images_per_s=trained_images / train_seconds if train_seconds > 0 else 0.0,
         peak_memory_mb=peak, device=device, versions=library_versions(),
     )
+
+
+def _improves(miou: float, history: list[EpochMetrics]) -> bool:
+    """Whether this epoch becomes the best one, by the same rule that picks ``best_epoch``
+    (the first of equal values wins; NaN counts as -1)."""
+    score = miou if not math.isnan(miou) else -1.0
+    return all(score > (h.miou if not math.isnan(h.miou) else -1.0) for h in history)
 
 
 def _evaluate(model, loader, criterion, num_classes, device, memory_format, forward):

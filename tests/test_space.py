@@ -93,3 +93,14 @@ def test_paths_in_a_space_file_are_relative_to_it(tmp_path):
     (tmp_path / "s.yaml").write_text("data: {train_json: data/train.json}\n")
     space = load_space(tmp_path / "s.yaml")
     assert space.base.data.train_json == str(tmp_path / "data" / "train.json")
+
+
+def test_save_weights_from_the_file_and_the_flag():
+    base = {"name": "w", "architectures": {"pairs": ["unet/resnet18"]}}
+    assert parse_space(base, source="w.yaml").save_weights is False
+    saved = parse_space(dict(base, save_weights=True), source="w.yaml")
+    assert saved.save_weights is True
+    assert apply_overrides(saved, save_weights=False).save_weights is False
+    assert apply_overrides(saved).save_weights is True  # no flag: the file decides
+    with pytest.raises(SweeperError, match="save_weights"):
+        parse_space(dict(base, save_weights="sometimes"), source="w.yaml")

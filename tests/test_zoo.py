@@ -215,7 +215,7 @@ def _run(code: str, env_extra: dict | None = None) -> subprocess.CompletedProces
 HEAVY = "('torch', 'timm', 'segmentation_models_pytorch', 'albumentations', 'optuna')"
 
 
-@pytest.mark.parametrize("argv", [["--help"], ["zoo", "--help"], ["tune", "--help"], ["report", "--help"], ["check", "--help"]])
+@pytest.mark.parametrize("argv", [["--help"], ["zoo", "--help"], ["tune", "--help"], ["report", "--help"], ["check", "--help"], ["ensemble", "--help"]])
 def test_help_does_not_import_heavy_libraries(argv):
     code = (
         "import sys\nfrom sweeper.cli import app\n"

@@ -1,0 +1,207 @@
+"""Ensembles of the best runs of a study: average their class probabilities, score the average.
+
+Members are runs saved by ``tune`` with ``save_weights`` (Optuna artifacts of their trials): by
+default the best run of each of the ``top`` leading candidates of the ranked table, so that the
+ensemble mixes architectures rather than seeds of one. Every member is scored again in the same
+pass as the ensemble, on the same validation images of the same fold, so the comparison is like
+for like; a member's score there equals the one its trial recorded (a check that the right
+weights were loaded).
+
+The ensemble's mIoU is measured on the validation set its members were chosen on, so it is
+optimistic in the same way as the best single run; the gain over the best member is the honest
+figure to read, and a hold-out set never used for selection is the way to confirm it.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import tempfile
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from .errors import SweeperError
+
+
+@dataclass
+class Member:
+    """One run of the ensemble: its trial, what it recorded, and its score in this evaluation."""
+
+    trial: int
+    candidate: str
+    seed: int
+    fold: int
+    recorded_miou: float
+    miou: float = math.nan
+
+
+@dataclass
+class EnsembleResult:
+    """Dataset-level scores of the averaged probabilities, next to those of each member."""
+
+    members: list[Member]
+    miou: float
+    pixel_accuracy: float
+    iou: list[float]
+    class_names: list[str]
+    images: int
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def best_member(self) -> Member:
+        return max(self.members, key=lambda m: m.miou)
+
+    @property
+    def gain(self) -> float:
+        """Ensemble mIoU minus the best member's, on the same images."""
+        return self.miou - self.best_member.miou
+
+    def to_dict(self) -> dict:
+        return {
+            "members": [vars(m) for m in self.members], "miou": self.miou, "pixel_accuracy": self.pixel_accuracy,
+            "iou": dict(zip(self.class_names, self.iou)), "images": self.images, "gain_vs_best_member": self.gain,
+        }
+
+
+def choose_members(trials, ranking, *, top: int = 3, trial_numbers: list[int] | None = None) -> list:
+    """The trials to ensemble: the given numbers, or the best saved run of each of the ``top``
+    leading candidates (ranked table order) on the first fold they share."""
+    from optuna.trial import TrialState
+
+    saved = [t for t in trials if t.state == TrialState.COMPLETE and t.user_attrs.get("weights_artifact")]
+    if trial_numbers:
+        by_number = {t.number: t for t in trials}
+        chosen = []
+        for n in trial_numbers:
+            t = by_number.get(n)
+            if t is None:
+                raise SweeperError(f"--trials: trial {n} is not in the study")
+            if t not in saved:
+                raise SweeperError(f"--trials: trial {n} has no saved weights (state {t.state.name.lower()}); "
+                                   "run tune with --save-weights")
+            chosen.append(t)
+        return chosen
+    if top < 1:
+        raise SweeperError(f"--top: must be at least 1, got {top}")
+    if not saved:
+        raise SweeperError("no run of this study has saved weights; run sweeper tune --save-weights "
+                           "(or save_weights: true in the space) and try again")
+    if ranking is None:
+        raise SweeperError("no completed run to rank, so no leaders to ensemble")
+    fold = min(int(t.user_attrs["fold"]) for t in saved)
+    chosen = []
+    for row in ranking.rows:
+        runs = [t for t in saved if t.user_attrs.get("candidate") == row.candidate.key and int(t.user_attrs["fold"]) == fold]
+        if runs:
+            chosen.append(max(runs, key=lambda t: (t.value, -t.number)))
+        if len(chosen) == top:
+            break
+    return chosen
+
+
+def _member_config(trial):
+    from .train import TrainConfig
+
+    config = TrainConfig.from_dict(trial.user_attrs["config"])
+    # The saved state dict holds every weight; building must not fetch or read encoder weights.
+    return replace(config, encoder_weights=None)
+
+
+def evaluate_ensemble(trials, artifacts: str | os.PathLike, *, device: str = "auto", batch_size: int | None = None) -> EnsembleResult:
+    """Score the members and the average of their softmax probabilities on their validation fold."""
+    import torch
+    from optuna.artifacts import FileSystemArtifactStore, download_artifact
+
+    from .metrics import ConfusionMeter
+    from .train import _loaders, build_model, prepare_data, resolve_device
+
+    if not trials:
+        raise SweeperError("no member to ensemble")
+    configs = [_member_config(t) for t in trials]
+    first = configs[0]
+    for t, c in zip(trials, configs):
+        if (c.data, c.split, c.fold, c.image_size) != (first.data, first.split, first.fold, first.image_size):
+            raise SweeperError(f"trial {t.number} was validated on other images (data, split, fold or image size differ "
+                               f"from trial {trials[0].number}); ensemble runs of one fold")
+    folder = Path(artifacts)
+    if not folder.is_dir():
+        raise SweeperError(f"--artifacts: folder {folder} does not exist (where tune saved the weights)")
+    device = resolve_device(device if device != "auto" else first.device)
+    data = prepare_data(first)
+    fold = data.folds[first.fold]
+    if batch_size is not None:
+        first = replace(first, batch_size=batch_size)
+    _, _, val_loader = _loaders(replace(first, num_workers=0), fold, 0, device)
+
+    store = FileSystemArtifactStore(str(folder))
+    models = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for t, config in zip(trials, configs):
+            path = os.path.join(tmp, f"trial-{t.number}.pt")
+            try:
+                download_artifact(artifact_store=store, file_path=path, artifact_id=t.user_attrs["weights_artifact"])
+            except Exception as exc:  # noqa: BLE001 - the store raises its own not-found type
+                raise SweeperError(f"trial {t.number}: weights not found in {folder} ({type(exc).__name__}); "
+                                   "pass the folder tune saved them to with --artifacts") from None
+            model = build_model(config, data.num_classes)
+            try:
+                model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+            except (RuntimeError, KeyError) as exc:
+                raise SweeperError(f"trial {t.number}: its weights do not fit {config.arch}/{config.encoder}: "
+                                   f"{' '.join(str(exc).split())[:200]}") from None
+            memory_format = torch.channels_last if config.channels_last else torch.contiguous_format
+            models.append((model.to(device, memory_format=memory_format).eval(), config, memory_format))
+
+    meters = [ConfusionMeter(data.num_classes) for _ in models]
+    ensemble = ConfusionMeter(data.num_classes)
+    device_type = "cuda" if device.startswith("cuda") else "cpu"
+    images = 0
+    with torch.inference_mode():
+        for batch, masks in val_loader:
+            masks = masks.to(device)
+            total = None
+            for (model, config, memory_format), meter in zip(models, meters):
+                amp = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(config.amp)
+                with torch.autocast(device_type, dtype=amp, enabled=amp is not None):
+                    logits = model(batch.to(device, memory_format=memory_format)).float()
+                meter.update(logits.argmax(1), masks)
+                probs = logits.softmax(1)
+                total = probs if total is None else total + probs
+            ensemble.update(total.argmax(1), masks)
+            images += batch.shape[0]
+    members = []
+    for t, meter in zip(trials, meters):
+        members.append(Member(trial=t.number, candidate=t.user_attrs.get("candidate", ""), seed=int(t.user_attrs["seed"]),
+                              fold=int(t.user_attrs["fold"]), recorded_miou=_recorded(t), miou=meter.compute().miou))
+    scores = ensemble.compute()
+    result = EnsembleResult(members=members, miou=scores.miou, pixel_accuracy=scores.pixel_accuracy,
+                            iou=list(scores.iou), class_names=data.class_names, images=images)
+    for m in members:
+        if not math.isnan(m.recorded_miou) and abs(m.miou - m.recorded_miou) > 1e-4:
+            result.notes.append(f"trial {m.trial}: scores {m.miou:.4f} here but recorded {m.recorded_miou:.4f} "
+                                "(another device or precision, or data that changed since)")
+    return result
+
+
+def _recorded(trial) -> float:
+    """The trial's best-epoch mIoU, the epoch whose weights were saved."""
+    history = trial.user_attrs.get("history") or []
+    best = trial.user_attrs.get("best_epoch")
+    if best is None or best >= len(history) or history[best].get("miou") is None:
+        return math.nan
+    return float(history[best]["miou"])
+
+
+def render_table(result: EnsembleResult):
+    """Members, then the ensemble and its gain over the best member (a rich Table)."""
+    from rich.table import Table
+
+    table = Table(title=f"ensemble of {len(result.members)} run(s) on {result.images} validation images",
+                  header_style="bold")
+    for name in ("", "trial", "candidate", "seed", "fold", "mIoU recorded", "mIoU here"):
+        table.add_column(name, justify="right" if name in ("trial", "seed", "fold") or "mIoU" in name else "left")
+    for m in result.members:
+        table.add_row("member", str(m.trial), m.candidate, str(m.seed), str(m.fold), f"{m.recorded_miou:.4f}", f"{m.miou:.4f}")
+    table.add_row("[bold]ensemble[/]", "", "mean of softmax probabilities", "", "", "", f"[bold]{result.miou:.4f}[/]")
+    table.add_row("gain", "", f"vs best member ({result.best_member.candidate})", "", "", "", f"{result.gain:+.4f}")
+    return table
