@@ -217,6 +217,7 @@ def racing(studies: int, rng: np.random.Generator) -> str:
     methods = {
         "uniform repeats, 5 seeds each": None,
         "racing, rule mcb, 4 slots (default)": ("mcb", 4),
+        "racing, rule mcb, 1 slot (one worker, as tune runs)": ("mcb", 1),
         "racing, rule mcb, rounds (all flagged at once)": ("mcb", None),
         "racing, rule markers (≈ or ?), 4 slots": ("markers", 4),
     }
