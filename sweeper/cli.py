@@ -357,6 +357,8 @@ def ensemble(
     top: Annotated[int, typer.Option(help="Ensemble the best saved run of each of the TOP leading candidates.")] = 3,
     trial: Annotated[Optional[str], typer.Option("--trials", help="Or exactly these trials, e.g. '3,7,12'.")] = None,
     artifacts: Artifacts = None,
+    val_json: Annotated[Optional[Path], typer.Option("--val-json", help="Score on this COCO file instead: images no run was selected on.")] = None,
+    val_root: ValRoot = None,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
     fmt: Annotated[OutputFormat, typer.Option("--format", help="table or json.")] = OutputFormat.table,
 ) -> None:
@@ -381,15 +383,19 @@ def ensemble(
     members = choose_members(trials, rank_trials(trials, rope=rope), top=top, trial_numbers=numbers)
     recorded = optuna.load_study(study_name=name, storage=open_storage(storage)).user_attrs.get("artifacts_dir")
     folder = artifacts or (Path(recorded) if recorded and Path(recorded).is_dir() else artifact_dir(storage))
-    result = evaluate_ensemble(members, folder, device=device)
+    if val_root is not None and val_json is None:
+        raise SweeperError("--val-root needs --val-json")
+    holdout = None if val_json is None else (str(val_json), _path(val_root))
+    result = evaluate_ensemble(members, folder, device=device, holdout=holdout)
     if fmt is OutputFormat.json:
         console.out.file.write(json.dumps(result.to_dict(), indent=2) + "\n")
     else:
         console.out.print(render_table(result))
     for note in result.notes:
         console.err.print(f"warning: {note}", highlight=False)
-    console.err.print("measured on the validation images the members were chosen on: read the gain, "
-                      "and confirm it on images no run was selected with", highlight=False)
+    if holdout is None:
+        console.err.print("measured on the validation images the members were chosen on: read the gain, "
+                          "and confirm it with --val-json on images no run was selected with", highlight=False)
 
 
 @app.command()

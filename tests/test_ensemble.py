@@ -125,3 +125,22 @@ def test_a_database_server_needs_a_named_artifact_folder(tmp_path):
         artifact_dir("postgresql://u@127.0.0.1:5432/db")
     assert artifact_dir("postgresql://u@127.0.0.1:5432/db", tmp_path) == tmp_path
     assert artifact_dir(str(tmp_path / "runs.log")).name == "runs-artifacts"
+
+
+def test_a_hold_out_set_scores_members_and_ensemble_on_unseen_images(saved_study, tmp_path):
+    from sweeper.demo import write_demo_dataset
+
+    storage, study = saved_study
+    holdout = write_demo_dataset(tmp_path / "holdout", n_images=12, size=64, seed=7)
+    members = choose_members(study.get_trials(), rank_trials(study.get_trials()), top=2)
+    result = evaluate_ensemble(members, artifact_dir(storage), device="cpu",
+                               holdout=(str(holdout.annotation_file), str(holdout.image_root)))
+    assert result.images == 12 and result.holdout == str(holdout.annotation_file)
+    assert not result.notes  # recorded scores are of other images: nothing to check them against
+    assert all(0.0 <= m.miou <= 1.0 for m in result.members) and 0.0 <= result.miou <= 1.0
+    out = runner.invoke(app, ["ensemble", "--storage", storage, "--top", "2", "--val-json", str(holdout.annotation_file),
+                              "--val-root", str(holdout.image_root), "--format", "json"])
+    assert out.exit_code == 0, out.output
+    assert json.loads(out.stdout)["miou"] == pytest.approx(result.miou, abs=1e-9)
+    out = runner.invoke(app, ["ensemble", "--storage", storage, "--val-json", str(tmp_path / "missing.json")])
+    assert out.exit_code == 2 and "missing.json" in out.stderr and len(out.stderr.strip().splitlines()) == 1
