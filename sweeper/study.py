@@ -911,9 +911,10 @@ def dashboard_command(storage: str | None, *, host: str = "127.0.0.1", port: int
     command = [exe, url, "--host", host, "--port", str(port), "--quiet"]
     if is_journal(url):
         command += ["--storage-class", "JournalFileStorage"]
-    folder = Path(artifacts) if artifacts else (artifact_dir(storage) if url.startswith("sqlite:///") or is_journal(url) else None)
-    if artifacts and not folder.is_dir():
-        raise SweeperError(f"--artifacts: folder {folder} does not exist")
-    if folder is not None and folder.is_dir():
-        command += ["--artifact-dir", str(folder)]
+    if artifacts or url.startswith("sqlite:///") or is_journal(url):
+        folder = artifact_dir(storage, artifacts)
+        if artifacts and not folder.is_dir():
+            raise SweeperError(f"--artifacts: folder {folder} does not exist")
+        if folder.is_dir():
+            command += ["--artifact-dir", str(folder)]
     return command

@@ -649,7 +649,7 @@ def train_run(
         if config.deterministic:
             set_deterministic(False)
 
-    best = max(range(len(history)), key=lambda i: (history[i].miou if not math.isnan(history[i].miou) else -1.0))
+    best = max(range(len(history)), key=lambda i: _rank_score(history[i].miou))
     if save_best is not None and best_state is not None:
         tmp = Path(f"{save_best}.tmp-{os.getpid()}")
         torch.save(best_state, tmp)
@@ -667,11 +667,15 @@ def train_run(
     )
 
 
+def _rank_score(miou: float) -> float:
+    """How epochs compete for ``best_epoch``: by mIoU, NaN last."""
+    return miou if not math.isnan(miou) else -1.0
+
+
 def _improves(miou: float, history: list[EpochMetrics]) -> bool:
-    """Whether this epoch becomes the best one, by the same rule that picks ``best_epoch``
-    (the first of equal values wins; NaN counts as -1)."""
-    score = miou if not math.isnan(miou) else -1.0
-    return all(score > (h.miou if not math.isnan(h.miou) else -1.0) for h in history)
+    """Whether this epoch becomes the best one, by the rule that picks ``best_epoch`` (the first
+    of equal values wins)."""
+    return all(_rank_score(miou) > _rank_score(h.miou) for h in history)
 
 
 def _evaluate(model, loader, criterion, num_classes, device, memory_format, forward):
