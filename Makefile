@@ -21,6 +21,7 @@ demo: $(STAMP)
 	$(BIN)/sweeper tune
 
 test: $(STAMP)
+	$(BIN)/ruff check .
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 bench: $(STAMP)

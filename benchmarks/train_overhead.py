@@ -1,4 +1,4 @@
-"""Training throughput of `sweeper.train.train_run` against a minimal hand-written smp loop.
+"""Training throughput of `sweeper.training.train_run` against a minimal hand-written smp loop.
 
     python benchmarks/train_overhead.py [--arch unet] [--encoder resnet18] [--image-size 128]
         [--batch-size 8] [--images 96] [--epochs 2] [--rounds 5] [--device auto] [--threads N]
@@ -62,7 +62,8 @@ GOAL = 0.97
 
 
 def subsample_for(train_images: int) -> int:
-    """The ``DataConfig.subsample`` that leaves ``train_images`` training images (see _subsample)."""
+    """The ``DataConfig.subsample`` that leaves ``train_images`` training images
+    (see sweeper.training.loaders._subsample)."""
     n = train_images
     while n - max(2, n // 5) < train_images:
         n += 1
@@ -141,7 +142,7 @@ def main() -> None:
     wall = time.perf_counter()
     import torch
 
-    from sweeper.train import DataConfig, TrainConfig, prepare_data, resolve_device, train_run
+    from sweeper.training import DataConfig, TrainConfig, prepare_data, resolve_device, train_run
 
     if args.threads:
         torch.set_num_threads(args.threads)

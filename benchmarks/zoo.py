@@ -80,13 +80,16 @@ def main() -> None:
         rows.append((label, len(pairs), cold, cached, real_total, len(sample)))
 
     print(f"cores: {os.cpu_count()}  python: {sys.version.split()[0]}")
-    header = f"{'scenario':<24} {'pairs':>6} {'cold s':>8} {'cached s':>9} {'real CPU s':>11} {'timed':>6} {'real/cold':>10} {'real/cached':>12}"
+    header = (f"{'scenario':<24} {'pairs':>6} {'cold s':>8} {'cached s':>9} {'real CPU s':>11} {'timed':>6} "
+              f"{'real/cold':>10} {'real/cached':>12}")
     print(header)
     print("-" * len(header))
     for label, n, cold, cached, real_total, timed in rows:
         note = "" if timed == n else f" (extrapolated from {timed})"
-        print(f"{label:<24} {n:>6} {cold:>8.1f} {cached:>9.2f} {real_total:>11.1f} {timed:>6} {real_total / cold:>9.1f}x {real_total / cached:>11.0f}x{note}")
-    print(f"pairs = buildable pairs that the command lists; cold includes the torch/smp import ({floor:.1f} s here, best of 3).")
+        print(f"{label:<24} {n:>6} {cold:>8.1f} {cached:>9.2f} {real_total:>11.1f} {timed:>6} "
+              f"{real_total / cold:>9.1f}x {real_total / cached:>11.0f}x{note}")
+    print("pairs = buildable pairs that the command lists; cold includes the torch/smp import "
+          f"({floor:.1f} s here, best of 3).")
 
 
 if __name__ == "__main__":

@@ -12,8 +12,8 @@ import math
 import time
 from dataclasses import dataclass, replace
 
-from .errors import SweeperError
-from .train import DataConfig, PreparedData, RunError, TrainConfig
+from sweeper.errors import RunError, SweeperError
+from sweeper.training import DataConfig, PreparedData, TrainConfig
 
 
 @dataclass(frozen=True)
@@ -41,7 +41,7 @@ def run_checks(config: TrainConfig, *, seed: int = 0, overfit_steps: int = 30, r
     ``report(result)`` is called as each check ends. A check that cannot run because an earlier
     one failed is reported as failed with the reason, so the list always has every check.
     """
-    from .train import build_model, prepare_data, train_run, validate_config
+    from sweeper.training import build_model, prepare_data, train_run, validate_config
 
     results: list[CheckResult] = []
 
@@ -95,7 +95,8 @@ def run_checks(config: TrainConfig, *, seed: int = 0, overfit_steps: int = 30, r
     last = run.history[-1]
     finite = math.isfinite(last.miou) and 0.0 <= last.miou <= 1.0 and math.isfinite(last.val_loss)
     present = sum(1 for v in last.iou if not math.isnan(v))
-    record("validation runs", finite, f"val loss {last.val_loss:.4f}, mIoU {last.miou:.4f} over {present} classes present, "
+    record("validation runs", finite,
+           f"val loss {last.val_loss:.4f}, mIoU {last.miou:.4f} over {present} classes present, "
            f"pixel accuracy {last.pixel_accuracy:.4f}", start)
     return results
 
@@ -103,15 +104,17 @@ def run_checks(config: TrainConfig, *, seed: int = 0, overfit_steps: int = 30, r
 def _check_masks(data: PreparedData, fold) -> tuple[bool, str]:
     import numpy as np
 
-    from .data import check_masks
+    from sweeper.data import check_masks
 
     totals = np.zeros(data.num_classes, dtype=np.int64)
     for store, indices in ((fold.train_data, fold.train_idx), (fold.val_data, fold.val_idx)):
         for i in indices:
             mask = store.read_mask(int(i))
             try:
-                totals += np.bincount(np.asarray(mask, dtype=np.int64).ravel(), minlength=data.num_classes)[: data.num_classes]
-                check_masks(mask, data.num_classes, source=f"{store.annotation_file} image {store.images[int(i)].image_id}")
+                totals += np.bincount(np.asarray(mask, dtype=np.int64).ravel(),
+                                      minlength=data.num_classes)[: data.num_classes]
+                check_masks(mask, data.num_classes,
+                            source=f"{store.annotation_file} image {store.images[int(i)].image_id}")
             except SweeperError as exc:
                 if "every pixel is background" in str(exc):
                     continue  # one empty image is normal; an empty subsample is checked below
@@ -131,13 +134,13 @@ def _overfit_one_batch(config: TrainConfig, data: PreparedData, seed: int, steps
     """Train on one fixed batch with lr 1e-3; the loss must fall below half its start."""
     import torch
 
-    from .seeding import seed_everything
-    from .train import _loaders, build_loss, build_model, resolve_device
+    from sweeper.seeding import seed_everything
+    from sweeper.training import build_loss, build_model, make_loaders, resolve_device
 
     device = resolve_device(config.device)
     seed_everything(seed)
     model = build_model(config, data.num_classes).to(device)
-    _, loader, _ = _loaders(replace(config, num_workers=0), data.folds[config.fold], seed, device)
+    _, loader, _ = make_loaders(replace(config, num_workers=0), data.folds[config.fold], seed, device)
     images, masks = next(iter(loader))
     images, masks = images.to(device), masks.to(device)
     criterion = build_loss(config)

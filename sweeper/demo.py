@@ -254,11 +254,11 @@ def _polygon_mask(polygon: np.ndarray, size: int) -> np.ndarray:
     drawn pixels are exactly the loader's mask."""
     from pycocotools import mask as mask_utils
 
-    from sweeper.data import _decode
+    from sweeper.data.masks import decode_rle
 
     flat = [round(float(v), 2) for v in polygon.ravel()]
     rle = mask_utils.merge(mask_utils.frPyObjects([flat], size, size))
-    return _decode(rle).astype(np.uint8)
+    return decode_rle(rle).astype(np.uint8)
 
 
 def _bbox(mask: np.ndarray) -> list[float]:

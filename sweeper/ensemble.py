@@ -21,7 +21,7 @@ import tempfile
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from .errors import SweeperError
+from sweeper.errors import SweeperError, one_line
 
 
 @dataclass
@@ -66,23 +66,22 @@ class EnsembleResult:
         }
 
 
-def choose_members(trials, ranking, *, top: int = 3, trial_numbers: list[int] | None = None) -> list:
-    """The trials to ensemble: the given numbers, or the best saved run of each of the ``top``
-    leading candidates (ranked table order) on the first fold they share."""
-    from optuna.trial import TrialState
-
-    saved = [t for t in trials if t.state == TrialState.COMPLETE and t.user_attrs.get("weights_artifact")]
+def choose_members(trial_records, ranking, *, top: int = 3, trial_numbers: list[int] | None = None) -> list:
+    """The runs to ensemble (:class:`~sweeper.sweep.records.TrialRecord`): the given trial
+    numbers, or the best saved run of each of the ``top`` leading candidates (ranked table
+    order) on the first fold they share."""
+    saved = [r for r in trial_records if r.is_run and r.weights_artifact]
     if trial_numbers:
-        by_number = {t.number: t for t in trials}
+        by_number = {r.number: r for r in trial_records}
         chosen = []
         for n in trial_numbers:
-            t = by_number.get(n)
-            if t is None:
+            r = by_number.get(n)
+            if r is None:
                 raise SweeperError(f"--trials: trial {n} is not in the study")
-            if t not in saved:
-                raise SweeperError(f"--trials: trial {n} has no saved weights (state {t.state.name.lower()}); "
+            if r not in saved:
+                raise SweeperError(f"--trials: trial {n} has no saved weights (state {r.state.name.lower()}); "
                                    "run tune with --save-weights")
-            chosen.append(t)
+            chosen.append(r)
         return chosen
     if top < 1:
         raise SweeperError(f"--top: must be at least 1, got {top}")
@@ -91,33 +90,30 @@ def choose_members(trials, ranking, *, top: int = 3, trial_numbers: list[int] | 
                            "(or save_weights: true in the space) and try again")
     if ranking is None:
         raise SweeperError("no completed run to rank, so no leaders to ensemble")
-    fold = min(int(t.user_attrs["fold"]) for t in saved)
+    fold = min(r.unit.fold for r in saved)
     chosen = []
     for row in ranking.rows:
-        runs = [t for t in saved if t.user_attrs.get("candidate") == row.candidate.key and int(t.user_attrs["fold"]) == fold]
+        runs = [r for r in saved if str(r.unit.candidate) == row.candidate.key and r.unit.fold == fold]
         if runs:
-            chosen.append(max(runs, key=lambda t: (t.value, -t.number)))
+            chosen.append(max(runs, key=lambda r: (r.value, -r.number)))
         if len(chosen) == top:
             break
     return chosen
 
 
 def _member_config(trial):
-    from .train import TrainConfig
+    from sweeper.training import TrainConfig
 
-    config = TrainConfig.from_dict(trial.user_attrs["config"])
+    config = TrainConfig.from_dict(trial.config)
     # The saved state dict holds every weight; building must not fetch or read encoder weights.
     return replace(config, encoder_weights=None)
 
 
 def _holdout_config(config, val_json: str, val_root: str | None):
     """The members' recipe, validated on ``val_json`` instead of its fold (same class mapping)."""
-    train_json, root = config.data.train_json, config.data.image_root
-    if train_json is None:  # the class mapping comes from the training file: the demo data here
-        from .demo import demo_dataset_paths
+    from sweeper.training import data_files
 
-        paths = demo_dataset_paths()
-        train_json, root = str(paths[0]), str(paths[1])
+    train_json, root = data_files(config.data)  # the class mapping comes from the training file
     data = replace(config.data, train_json=train_json, image_root=root, val_json=str(val_json),
                    val_root=None if val_root is None else str(val_root), subsample=None)
     return replace(config, data=data, fold=0)
@@ -130,8 +126,8 @@ def evaluate_ensemble(trials, artifacts: str | os.PathLike, *, device: str = "au
     import torch
     from optuna.artifacts import FileSystemArtifactStore, download_artifact
 
-    from .metrics import ConfusionMeter
-    from .train import _loaders, build_model, prepare_data, resolve_device
+    from sweeper.metrics import ConfusionMeter
+    from sweeper.training import build_model, make_loaders, prepare_data, resolve_device
 
     if not trials:
         raise SweeperError("no member to ensemble")
@@ -139,7 +135,8 @@ def evaluate_ensemble(trials, artifacts: str | os.PathLike, *, device: str = "au
     first = configs[0]
     for t, c in zip(trials, configs):
         if (c.data, c.split, c.fold, c.image_size) != (first.data, first.split, first.fold, first.image_size):
-            raise SweeperError(f"trial {t.number} was validated on other images (data, split, fold or image size differ "
+            raise SweeperError(f"trial {t.number} was validated on other images "
+                               "(data, split, fold or image size differ "
                                f"from trial {trials[0].number}); ensemble runs of one fold")
     folder = Path(artifacts)
     if not folder.is_dir():
@@ -151,7 +148,7 @@ def evaluate_ensemble(trials, artifacts: str | os.PathLike, *, device: str = "au
     fold = data.folds[first.fold]
     if batch_size is not None:
         first = replace(first, batch_size=batch_size)
-    _, _, val_loader = _loaders(replace(first, num_workers=0), fold, 0, device)
+    _, _, val_loader = make_loaders(replace(first, num_workers=0), fold, 0, device)
 
     store = FileSystemArtifactStore(str(folder))
     models = []
@@ -159,7 +156,7 @@ def evaluate_ensemble(trials, artifacts: str | os.PathLike, *, device: str = "au
         for t, config in zip(trials, configs):
             path = os.path.join(tmp, f"trial-{t.number}.pt")
             try:
-                download_artifact(artifact_store=store, file_path=path, artifact_id=t.user_attrs["weights_artifact"])
+                download_artifact(artifact_store=store, file_path=path, artifact_id=t.weights_artifact)
             except Exception as exc:  # noqa: BLE001 - the store raises its own not-found type
                 raise SweeperError(f"trial {t.number}: weights not found in {folder} ({type(exc).__name__}); "
                                    "pass the folder tune saved them to with --artifacts") from None
@@ -168,7 +165,7 @@ def evaluate_ensemble(trials, artifacts: str | os.PathLike, *, device: str = "au
                 model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
             except (RuntimeError, KeyError) as exc:
                 raise SweeperError(f"trial {t.number}: its weights do not fit {config.arch}/{config.encoder}: "
-                                   f"{' '.join(str(exc).split())[:200]}") from None
+                                   f"{one_line(exc, 200)}") from None
             memory_format = torch.channels_last if config.channels_last else torch.contiguous_format
             models.append((model.to(device, memory_format=memory_format).eval(), config, memory_format))
 
@@ -191,8 +188,8 @@ def evaluate_ensemble(trials, artifacts: str | os.PathLike, *, device: str = "au
             images += batch.shape[0]
     members = []
     for t, meter in zip(trials, meters):
-        members.append(Member(trial=t.number, candidate=t.user_attrs.get("candidate", ""), seed=int(t.user_attrs["seed"]),
-                              fold=int(t.user_attrs["fold"]), recorded_miou=_recorded(t), miou=meter.compute().miou))
+        members.append(Member(trial=t.number, candidate=str(t.unit.candidate), seed=t.unit.seed, fold=t.unit.fold,
+                              recorded_miou=_recorded(t), miou=meter.compute().miou))
     scores = ensemble.compute()
     result = EnsembleResult(members=members, miou=scores.miou, pixel_accuracy=scores.pixel_accuracy,
                             iou=list(scores.iou), class_names=data.class_names, images=images,
@@ -206,24 +203,8 @@ def evaluate_ensemble(trials, artifacts: str | os.PathLike, *, device: str = "au
 
 def _recorded(trial) -> float:
     """The trial's best-epoch mIoU, the epoch whose weights were saved."""
-    history = trial.user_attrs.get("history") or []
-    best = trial.user_attrs.get("best_epoch")
+    history = trial.history or []
+    best = trial.best_epoch
     if best is None or best >= len(history) or history[best].get("miou") is None:
         return math.nan
     return float(history[best]["miou"])
-
-
-def render_table(result: EnsembleResult):
-    """Members, then the ensemble and its gain over the best member (a rich Table)."""
-    from rich.table import Table
-
-    where = f"hold-out images of {result.holdout}" if result.holdout else "validation images"
-    table = Table(title=f"ensemble of {len(result.members)} run(s) on {result.images} {where}", header_style="bold")
-    here = "mIoU hold-out" if result.holdout else "mIoU here"
-    for name in ("", "trial", "candidate", "seed", "fold", "mIoU recorded", here):
-        table.add_column(name, justify="right" if name in ("trial", "seed", "fold") or "mIoU" in name else "left")
-    for m in result.members:
-        table.add_row("member", str(m.trial), m.candidate, str(m.seed), str(m.fold), f"{m.recorded_miou:.4f}", f"{m.miou:.4f}")
-    table.add_row("[bold]ensemble[/]", "", "mean of softmax probabilities", "", "", "", f"[bold]{result.miou:.4f}[/]")
-    table.add_row("gain", "", f"vs best member ({result.best_member.candidate})", "", "", "", f"{result.gain:+.4f}")
-    return table

@@ -886,7 +886,8 @@ def needs_more_seeds(
     Racing: screen every candidate with one seed, then call this after each finished run (or
     batch) and give the next seed to flagged candidates, highest mean first (that is
     :func:`next_candidates`); stop when nothing is flagged. A candidate's next seed should be
-    the next row (seed number = its run count), so rows stay paired across candidates. A candidate is flagged while it is unresolved and has fewer than ``max_seeds``
+    the next row (seed number = its run count), so rows stay paired across candidates.
+    A candidate is flagged while it is unresolved and has fewer than ``max_seeds``
     finite runs; the best is flagged while anyone else is unresolved. Candidates with no finite
     run are never flagged (screening and retries of failed runs are the caller's job).
 

@@ -11,8 +11,12 @@ from typer.testing import CliRunner
 from sweeper.cli import app
 from sweeper.ensemble import choose_members, evaluate_ensemble
 from sweeper.errors import SweeperError
-from sweeper.space import parse_space
-from sweeper.study import artifact_dir, dashboard_command, open_storage, rank_trials, run_sweep
+from sweeper.sweep.dashboard import dashboard_command
+from sweeper.sweep.ranking import rank_records
+from sweeper.sweep.records import StudyRecord, TrialRecord, read_records
+from sweeper.sweep.space import parse_space
+from sweeper.sweep.storage import artifact_dir, open_storage
+from sweeper.sweep.study import run_sweep
 
 runner = CliRunner()
 
@@ -47,11 +51,12 @@ def test_every_finished_run_saves_its_weights_as_an_artifact(saved_study):
 
     storage, study = saved_study
     folder = artifact_dir(storage)
-    assert study.user_attrs["artifacts_dir"] == str(folder.resolve())
+    assert StudyRecord.from_study(study).artifacts_dir == str(folder.resolve())
     for t in study.get_trials():
-        metas = optuna.artifacts.get_all_artifact_meta(t, storage=study._storage)
-        assert [m.artifact_id for m in metas] == [t.user_attrs["weights_artifact"]]
-        assert metas[0].filename.startswith(t.user_attrs["arch"]) and metas[0].filename.endswith(".pt")
+        record = TrialRecord.from_trial(t)
+        metas = optuna.artifacts.get_all_artifact_meta(t, storage=open_storage(storage))
+        assert [m.artifact_id for m in metas] == [record.weights_artifact]
+        assert metas[0].filename.startswith(record.unit.candidate.arch) and metas[0].filename.endswith(".pt")
         assert (folder / metas[0].artifact_id).stat().st_size > 1_000_000  # a real state dict
     assert not [p for p in folder.iterdir() if p.name.startswith(".incoming")]  # no leftovers
     assert "--artifact-dir" in dashboard_command(storage)
@@ -59,8 +64,7 @@ def test_every_finished_run_saves_its_weights_as_an_artifact(saved_study):
 
 def test_a_member_scores_what_its_trial_recorded_and_alone_is_its_own_ensemble(saved_study):
     storage, study = saved_study
-    trials = study.get_trials()
-    best = max(trials, key=lambda t: t.value)
+    best = max(read_records(study), key=lambda t: t.value)
     result = evaluate_ensemble([best], artifact_dir(storage), device="cpu")
     (member,) = result.members
     # The weights saved are those of the best epoch: the same images give the same score.
@@ -72,18 +76,18 @@ def test_a_member_scores_what_its_trial_recorded_and_alone_is_its_own_ensemble(s
 
 def test_top_members_follow_the_ranking_and_the_average_is_scored(saved_study):
     storage, study = saved_study
-    trials = study.get_trials()
-    ranking = rank_trials(trials)
+    trials = read_records(study)
+    ranking = rank_records(trials)
     members = choose_members(trials, ranking, top=2)
-    assert [t.user_attrs["candidate"] for t in members] == [row.candidate.key for row in ranking.rows[:2]]
+    assert [str(t.unit.candidate) for t in members] == [row.candidate.key for row in ranking.rows[:2]]
     result = evaluate_ensemble(members, artifact_dir(storage), device="cpu")
     assert [m.trial for m in result.members] == [t.number for t in members]
     for m, t in zip(result.members, members):
         assert m.miou == pytest.approx(t.value, abs=1e-6)
     assert 0.0 < result.miou <= 1.0 and not math.isnan(result.gain)
-    from sweeper.train import TrainConfig, prepare_data
+    from sweeper.training import TrainConfig, prepare_data
 
-    fold = prepare_data(TrainConfig.from_dict(members[0].user_attrs["config"])).folds[0]
+    fold = prepare_data(TrainConfig.from_dict(members[0].config)).folds[0]
     assert result.images == len(fold.val_idx) > 0  # every validation image of the runs' fold
 
 
@@ -132,13 +136,14 @@ def test_a_hold_out_set_scores_members_and_ensemble_on_unseen_images(saved_study
 
     storage, study = saved_study
     holdout = write_demo_dataset(tmp_path / "holdout", n_images=12, size=64, seed=7)
-    members = choose_members(study.get_trials(), rank_trials(study.get_trials()), top=2)
+    members = choose_members(read_records(study), rank_records(read_records(study)), top=2)
     result = evaluate_ensemble(members, artifact_dir(storage), device="cpu",
                                holdout=(str(holdout.annotation_file), str(holdout.image_root)))
     assert result.images == 12 and result.holdout == str(holdout.annotation_file)
     assert not result.notes  # recorded scores are of other images: nothing to check them against
     assert all(0.0 <= m.miou <= 1.0 for m in result.members) and 0.0 <= result.miou <= 1.0
-    out = runner.invoke(app, ["ensemble", "--storage", storage, "--top", "2", "--val-json", str(holdout.annotation_file),
+    out = runner.invoke(app, ["ensemble", "--storage", storage, "--top", "2",
+                              "--val-json", str(holdout.annotation_file),
                               "--val-root", str(holdout.image_root), "--format", "json"])
     assert out.exit_code == 0, out.output
     assert json.loads(out.stdout)["miou"] == pytest.approx(result.miou, abs=1e-9)

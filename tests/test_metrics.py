@@ -50,9 +50,11 @@ def test_meter_agrees_with_smp_metrics():
 
     gen = torch.Generator().manual_seed(0)
     target = torch.randint(0, 4, (3, 16, 16), generator=gen)
-    pred = torch.where(torch.rand(3, 16, 16, generator=gen) < 0.7, target, torch.randint(0, 4, (3, 16, 16), generator=gen))
+    pred = torch.where(torch.rand(3, 16, 16, generator=gen) < 0.7, target,
+                       torch.randint(0, 4, (3, 16, 16), generator=gen))
     meter = ConfusionMeter(4)
     meter.update(pred, target)
     tp, fp, fn, tn = smp.metrics.get_stats(pred, target, mode="multiclass", num_classes=4)
-    smp_iou = smp.metrics.iou_score(tp.sum(0, keepdim=True), fp.sum(0, keepdim=True), fn.sum(0, keepdim=True), tn.sum(0, keepdim=True))
+    smp_iou = smp.metrics.iou_score(tp.sum(0, keepdim=True), fp.sum(0, keepdim=True), fn.sum(0, keepdim=True),
+                                    tn.sum(0, keepdim=True))
     assert np.allclose(meter.compute().iou, smp_iou[0].numpy())

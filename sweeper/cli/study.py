@@ -1,0 +1,258 @@
+"""Commands on studies: ``tune``, ``report``, ``noise``, ``ensemble`` and ``dashboard``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from sweeper.cli._app import (
+    Artifacts,
+    DataJson,
+    ImageRoot,
+    OutputFormat,
+    Space,
+    Storage,
+    Study,
+    ValJson,
+    ValRoot,
+    app,
+    errors,
+    path_or_none,
+)
+from sweeper.cli.views import TuneView, print_ranking
+from sweeper.errors import SweeperError
+
+
+@app.command()
+@errors
+def tune(
+    space: Space = None,
+    trials: Annotated[Optional[int], typer.Option(help="Cap on screening trials.")] = None,
+    epochs: Annotated[Optional[int], typer.Option(help="Epochs per run.")] = None,
+    max_params: Annotated[Optional[str], typer.Option("--max-params", help="Parameter budget, e.g. 50M.")] = None,
+    seeds: Annotated[
+        Optional[str], typer.Option(help="Seeds: '0,1,2' (first screens, the rest repeat) or N for 0..N-1.")
+    ] = None,
+    storage: Storage = None,
+    study: Study = None,
+    device: Annotated[Optional[str], typer.Option(help="auto, cpu, cuda or cuda:N.")] = None,
+    train_json: DataJson = None,
+    image_root: ImageRoot = None,
+    val_json: ValJson = None,
+    val_root: ValRoot = None,
+    debug: Annotated[
+        bool, typer.Option("--debug", help="32 images, at most 2 epochs at 64 px: a quick dry run of the whole sweep.")
+    ] = False,
+    save_weights: Annotated[
+        Optional[bool], typer.Option("--save-weights/--no-save-weights", help="Keep each run's best-epoch weights "
+                                     "(for sweeper ensemble); default: the space's save_weights.")
+    ] = None,
+    artifacts: Artifacts = None,
+    fmt: Annotated[OutputFormat, typer.Option("--format", help="Format of the final ranking.")] = OutputFormat.table,
+) -> None:
+    """Screen every candidate of a space as an Optuna trial, race repeats with more seeds, rank."""
+    from sweeper import console
+    from sweeper.sweep.space import apply_overrides, load_space
+    from sweeper.sweep.study import run_sweep
+
+    spec = apply_overrides(load_space(space), trials=trials, epochs=epochs, max_params=max_params, seeds=seeds,
+                           device=device, train_json=path_or_none(train_json), image_root=path_or_none(image_root),
+                           val_json=path_or_none(val_json), val_root=path_or_none(val_root), debug=debug,
+                           save_weights=save_weights)
+    name = study or spec.name + ("-debug" if debug else "")
+    with TuneView(spec) as view:
+        summary = run_sweep(spec, storage=storage, study_name=name, events=view.event, artifacts=artifacts)
+    for message in summary.messages:
+        console.err.print(message)
+    console.err.print(
+        f"study {summary.study_name!r} in {summary.storage}: {summary.trained} new run(s) trained, "
+        f"{summary.failed} failed, {summary.pruned} pruned; {summary.candidates} candidate(s) in the space",
+        highlight=False,
+    )
+    print_ranking(summary.ranking, fmt)
+    if summary.ranking is not None:
+        from sweeper.sweep.dashboard import publish_to_dashboard
+
+        publish_to_dashboard(summary.study_name, storage, summary.ranking)
+        console.err.print(f"browse it: sweeper dashboard --storage {storage or 'sweeper.db'}", highlight=False)
+        if spec.save_weights:
+            console.err.print(f"ensemble the leaders: sweeper ensemble --storage {storage or 'sweeper.db'}",
+                              highlight=False)
+
+
+@app.command()
+@errors
+def report(
+    study: Study = None,
+    storage: Storage = None,
+    space: Space = None,
+    fmt: Annotated[
+        OutputFormat, typer.Option("--format", help="table, csv, json (with per-run values and P(improvement)) "
+                                   "or markdown.")
+    ] = OutputFormat.table,
+    rope: Annotated[
+        Optional[float], typer.Option(help="Region of practical equivalence in mIoU (default: the space's, 0.01).")
+    ] = None,
+    plot: Annotated[Optional[Path], typer.Option("--plot", help="Write a forest plot of the CIs to this PNG.")] = None,
+    curves: Annotated[
+        bool, typer.Option("--curves", help="With --plot: also per-epoch learning curves (FILE-curves.png).")
+    ] = False,
+    dashboard_note: Annotated[
+        bool, typer.Option("--dashboard-note/--no-dashboard-note", help="Save the table and a CI figure into the study "
+                           "for optuna-dashboard.")
+    ] = True,
+) -> None:
+    """The ranked table of a study written by tune: mean +- sd, CI, difference to the best, markers."""
+    from sweeper import console
+    from sweeper.sweep.dashboard import publish_to_dashboard
+    from sweeper.sweep.ranking import rank_records
+    from sweeper.sweep.records import read_records
+    from sweeper.sweep.study import load_study
+
+    if plot is not None:
+        if plot.suffix.lower() not in (".png", ".pdf", ".svg"):
+            raise SweeperError(f"--plot: {plot} should end in .png, .pdf or .svg")
+        if not plot.parent.is_dir():
+            raise SweeperError(f"--plot: folder {plot.parent} does not exist")
+    if rope is not None and rope < 0:
+        raise SweeperError(f"--rope: must be >= 0, got {rope}")
+    opened, default_rope = load_study(study, storage, space)
+    name, trials = opened.study_name, read_records(opened)
+    ranking = rank_records(trials, rope=default_rope if rope is None else rope)
+    if ranking is None:
+        from collections import Counter
+
+        states = Counter(t.state.name.lower() for t in trials)
+        seen = ", ".join(f"{n} {state}" for state, n in sorted(states.items()))
+        hint = "run sweeper tune first" if not trials else "loosen the pruner or run more trials"
+        raise SweeperError(f"study {name!r} has no completed run to rank ({seen or 'no trials'}); {hint}")
+    print_ranking(ranking, fmt)
+    if plot is not None:
+        from sweeper import report as report_mod
+        from sweeper.sweep.ranking import learning_curves
+
+        report_mod.forest_plot(ranking, plot)
+        console.err.print(f"wrote {plot}", highlight=False)
+        if curves:
+            curve_path = plot.with_name(plot.stem + "-curves" + plot.suffix)
+            report_mod.plot_curves(learning_curves(trials), curve_path)
+            console.err.print(f"wrote {curve_path}", highlight=False)
+    if dashboard_note:
+        publish_to_dashboard(name, storage, ranking)
+
+
+@app.command()
+@errors
+def noise(
+    space: Space = None,
+    arch: Annotated[
+        Optional[str], typer.Option(help="Baseline architecture (default: the space's smallest candidate).")
+    ] = None,
+    encoder: Annotated[Optional[str], typer.Option(help="Baseline encoder.")] = None,
+    n_seeds: Annotated[int, typer.Option("--n-seeds", help="Seeds to run.")] = 5,
+    epochs: Annotated[Optional[int], typer.Option(help="Epochs per run.")] = None,
+    storage: Storage = None,
+    study: Study = None,
+    device: Annotated[Optional[str], typer.Option()] = None,
+    train_json: DataJson = None,
+    image_root: ImageRoot = None,
+    val_json: ValJson = None,
+    val_root: ValRoot = None,
+) -> None:
+    """Run one baseline with N seeds and say how large a difference your sweep can resolve."""
+    from sweeper import console
+    from sweeper.sweep.space import apply_overrides, load_space
+    from sweeper.sweep.study import run_noise
+
+    if n_seeds < 2:
+        raise SweeperError(f"--n-seeds: need at least 2 seeds to measure noise, got {n_seeds}")
+    spec = apply_overrides(load_space(space), epochs=epochs, device=device, train_json=path_or_none(train_json),
+                           image_root=path_or_none(image_root), val_json=path_or_none(val_json),
+                           val_root=path_or_none(val_root))
+    with TuneView(spec) as view:
+        result = run_noise(spec, arch=arch, encoder=encoder, n_seeds=n_seeds, storage=storage,
+                           study_name=study or f"{spec.name}-noise", events=view.event)
+    for line in result:
+        console.out.print(line, highlight=False)
+
+
+@app.command()
+@errors
+def ensemble(
+    study: Study = None,
+    storage: Storage = None,
+    space: Space = None,
+    top: Annotated[int, typer.Option(help="Ensemble the best saved run of each of the TOP leading candidates.")] = 3,
+    trial: Annotated[Optional[str], typer.Option("--trials", help="Or exactly these trials, e.g. '3,7,12'.")] = None,
+    artifacts: Artifacts = None,
+    val_json: Annotated[
+        Optional[Path], typer.Option("--val-json", help="Score on this COCO file instead: images no run was "
+                                     "selected on.")
+    ] = None,
+    val_root: ValRoot = None,
+    device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
+    fmt: Annotated[OutputFormat, typer.Option("--format", help="table or json.")] = OutputFormat.table,
+) -> None:
+    """Average the class probabilities of the best saved runs and score the ensemble like a run."""
+    import json
+
+    from sweeper import console
+    from sweeper.ensemble import choose_members, evaluate_ensemble
+    from sweeper.report.ensemble import render_table
+    from sweeper.sweep.ranking import rank_records
+    from sweeper.sweep.records import StudyRecord, read_records
+    from sweeper.sweep.storage import artifact_dir
+    from sweeper.sweep.study import load_study
+
+    if fmt not in (OutputFormat.table, OutputFormat.json):
+        raise SweeperError(f"--format: ensemble prints a table or json, not {fmt.value}")
+    numbers = None
+    if trial:
+        try:
+            numbers = [int(n) for n in trial.split(",") if n.strip()]
+        except ValueError:
+            raise SweeperError(f"--trials: expected trial numbers such as '3,7,12', got {trial!r}") from None
+    opened, rope = load_study(study, storage, space)
+    trials = read_records(opened)
+    members = choose_members(trials, rank_records(trials, rope=rope), top=top, trial_numbers=numbers)
+    recorded = StudyRecord.from_study(opened).artifacts_dir
+    folder = artifacts or (Path(recorded) if recorded and Path(recorded).is_dir() else artifact_dir(storage))
+    if val_root is not None and val_json is None:
+        raise SweeperError("--val-root needs --val-json")
+    holdout = None if val_json is None else (str(val_json), path_or_none(val_root))
+    result = evaluate_ensemble(members, folder, device=device, holdout=holdout)
+    if fmt is OutputFormat.json:
+        console.out.file.write(json.dumps(result.to_dict(), indent=2) + "\n")
+    else:
+        console.out.print(render_table(result))
+    for note in result.notes:
+        console.err.print(f"warning: {note}", highlight=False)
+    if holdout is None:
+        console.err.print("measured on the validation images the members were chosen on: read the gain, "
+                          "and confirm it with --val-json on images no run was selected with", highlight=False)
+
+
+@app.command()
+@errors
+def dashboard(
+    storage: Storage = None,
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8080,
+    host: Annotated[str, typer.Option(help="Address to bind; 127.0.0.1 keeps it on this machine.")] = "127.0.0.1",
+    artifacts: Artifacts = None,
+) -> None:
+    """Start optuna-dashboard on the study storage (Ctrl-C stops it)."""
+    import os
+    import sys
+
+    from sweeper import console
+    from sweeper.sweep.dashboard import dashboard_command
+    from sweeper.sweep.storage import shown_url
+
+    command = dashboard_command(storage, host=host, port=port, artifacts=artifacts)
+    console.err.print(f"optuna-dashboard for {shown_url(storage)} on http://{host}:{port}/ (Ctrl-C stops it)",
+                      highlight=False)
+    sys.stderr.flush()
+    # The dashboard takes this process's place: stopping this pid stops the server, no orphan.
+    os.execv(command[0], command)

@@ -1,0 +1,41 @@
+"""A study's ranked table: its finished runs grouped by candidate, seeds as rows, then ranked by
+:func:`sweeper.stats.rank_candidates` (which knows nothing of Optuna)."""
+
+from __future__ import annotations
+
+from sweeper.sweep.records import TrialRecord, completed_runs
+
+
+def rank_records(trial_records: list[TrialRecord], *, rope: float = 0.01, alpha: float = 0.05):
+    """The ranked table of every candidate with a finished run (None when there is none)."""
+    from sweeper import stats
+
+    runs = completed_runs(trial_records)
+    if not runs:
+        return None
+    flat = [(str(key), seed, value) for key, c in runs.items() for seed, value in c.runs]
+    values, _, _ = stats.pivot_runs(flat)
+    labels = [stats.Label(key=str(key), arch=key.arch, encoder=key.encoder_label, params=c.params,
+                          extra={"hparams": dict(key.hparams)}) for key, c in runs.items()]
+    return stats.rank_candidates(values, labels, rope=rope, alpha=alpha)
+
+
+def rank_trials(trials, *, rope: float = 0.01, alpha: float = 0.05):
+    """:func:`rank_records` of Optuna trials."""
+    return rank_records([TrialRecord.from_trial(t) for t in trials], rope=rope, alpha=alpha)
+
+
+def learning_curves(trial_records: list[TrialRecord]) -> list:
+    """Validation mIoU per epoch of every finished or pruned run, for
+    :func:`sweeper.report.plot_curves` (epochs 0-based, as recorded; NaN where none was measured)."""
+    from optuna.trial import TrialState
+
+    from sweeper.report.plots import Curve
+
+    curves = []
+    for r in trial_records:
+        if not r.history or r.unit is None or r.is_duplicate or r.state not in (TrialState.COMPLETE, TrialState.PRUNED):
+            continue
+        miou = [h["miou"] if h.get("miou") is not None else float("nan") for h in r.history]
+        curves.append(Curve(str(r.unit.candidate), r.unit.seed, [h["epoch"] for h in r.history], miou))
+    return curves

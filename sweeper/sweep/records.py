@@ -1,0 +1,270 @@
+"""What a study holds, in one place: the unit a trial runs, the record of a trial, the study's own.
+
+Every Optuna trial of a sweeper study runs one *unit*: one candidate (an architecture x encoder
+pair, plus hyper-parameters where a space varies them) trained with one seed on one fold. What a
+trial did lives in its user attributes, so that optuna-dashboard shows everything and ``report``
+needs nothing else. This module is the only place that knows their names: the sweep writes
+through :func:`write` and :func:`write_unit`, and every reader goes through
+:meth:`TrialRecord.from_trial`, as Optuna's own code goes through ``FrozenTrial``.
+
+Studies written by earlier versions hold the same attributes, so they read the same way.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, fields
+from typing import Any
+
+#: The phases a unit can belong to: screening (each candidate once), racing repeats (more seeds
+#: for the undecided), and the seeds of ``sweeper noise``.
+SCREEN, REPEAT, NOISE = "screen", "repeat", "noise"
+
+
+def short_value(value: Any) -> str:
+    """A hyper-parameter value as it appears in a candidate's name: floats to 4 digits."""
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
+
+
+def clean(value: Any) -> Any:
+    """JSON-safe attribute values: NaN and infinities become None (JSON has neither)."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: clean(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [clean(v) for v in value]
+    return value
+
+
+@dataclass(frozen=True, order=True)
+class CandidateKey:
+    """What competes in a ranking: a pair, plus the hyper-parameters a space varies.
+
+    ``str(key)`` is the name shown and stored (``unet/resnet18``, ``fpn/resnet34 lr=0.001``);
+    code compares keys, never parses names.
+    """
+
+    arch: str
+    encoder: str
+    hparams: tuple[tuple[str, Any], ...] = ()
+
+    @classmethod
+    def of(cls, arch: str, encoder: str, hparams: dict | tuple | None = None) -> CandidateKey:
+        items = hparams.items() if isinstance(hparams, dict) else (hparams or ())
+        return cls(arch, encoder, tuple(sorted(items)))
+
+    @property
+    def pair(self) -> str:
+        """``arch/encoder``: the network, whatever the hyper-parameters."""
+        return f"{self.arch}/{self.encoder}"
+
+    @property
+    def encoder_label(self) -> str:
+        """The encoder column of a table: hyper-parameters ride along so that rows of one pair differ."""
+        return " ".join([self.encoder] + [f"{n}={short_value(v)}" for n, v in self.hparams])
+
+    def __str__(self) -> str:
+        return " ".join([self.pair] + [f"{n}={short_value(v)}" for n, v in self.hparams])
+
+
+@dataclass(frozen=True)
+class Unit:
+    """One training run to do: a candidate, a seed and a fold, in a phase."""
+
+    candidate: CandidateKey
+    seed: int
+    fold: int
+    phase: str
+
+    @property
+    def key(self) -> str:
+        """The unit's identity in the study (two trials with one key are one run)."""
+        return f"{self.candidate}|seed={self.seed}|fold={self.fold}"
+
+    def user_attrs(self) -> dict:
+        c = self.candidate
+        return {"unit": self.key, "candidate": str(c), "arch": c.arch, "encoder": c.encoder, "seed": self.seed,
+                "fold": self.fold, "phase": self.phase, "hparams": dict(c.hparams)}
+
+    @classmethod
+    def from_attrs(cls, attrs: dict) -> Unit | None:
+        """The unit a trial's attributes describe; None for a trial that never took one (or whose
+        attributes someone edited beyond reading)."""
+        if not all(name in attrs for name in ("unit", "arch", "encoder", "seed", "fold")):
+            return None
+        key = CandidateKey.of(attrs["arch"], attrs["encoder"], attrs.get("hparams") or {})
+        return cls(key, int(attrs["seed"]), int(attrs["fold"]), attrs.get("phase", SCREEN))
+
+
+@dataclass(frozen=True)
+class TrialRecord:
+    """One trial as sweeper reads it. Every field below ``unit`` is stored as a user attribute of
+    the same name; None means "not recorded" (a trial still running, or an older study).
+
+    Units: ``wall_time_s`` seconds for the whole run; ``images_per_s`` training images per second;
+    ``peak_memory_mb`` CUDA's peak allocation, or the process's peak resident memory on CPU;
+    ``history`` one dict per epoch (0-based ``epoch``, losses, dataset-level ``miou``);
+    ``best_epoch`` 0-based; ``per_class_iou`` at the best epoch; ``params_count`` parameters.
+    """
+
+    number: int
+    state: Any  # optuna.trial.TrialState
+    value: float | None = None
+    unit: Unit | None = None
+    config: dict | None = None
+    worker: dict | None = None
+    params_count: int | None = None
+    history: list | None = None
+    best_epoch: int | None = None
+    per_class_iou: dict | None = None
+    wall_time_s: float | None = None
+    images_per_s: float | None = None
+    peak_memory_mb: float | None = None
+    device: str | None = None
+    versions: dict | None = None
+    pruned_at_epoch: int | None = None
+    fail_kind: str | None = None
+    fail_reason: str | None = None
+    interrupted: bool | None = None
+    duplicate_of: int | None = None
+    empty: bool | None = None
+    weights_artifact: str | None = None
+    weights_error: str | None = None
+
+    @classmethod
+    def from_trial(cls, trial) -> TrialRecord:
+        """The record of an Optuna ``FrozenTrial`` (or anything with the same attributes)."""
+        attrs = trial.user_attrs
+        stored = {name: attrs.get(name) for name in ATTRS}
+        return cls(number=trial.number, state=trial.state, value=trial.value, unit=Unit.from_attrs(attrs), **stored)
+
+    def user_attrs(self) -> dict:
+        """The user attributes that hold this record (the inverse of :meth:`from_trial`)."""
+        out = self.unit.user_attrs() if self.unit is not None else {}
+        out.update({name: clean(getattr(self, name)) for name in ATTRS if getattr(self, name) is not None})
+        return out
+
+    # -- what the trial means for its unit
+    @property
+    def is_duplicate(self) -> bool:
+        """A trial that never trained: it lost a claim race (``duplicate_of``) or found no work."""
+        return self.duplicate_of is not None or bool(self.empty)
+
+    @property
+    def is_run(self) -> bool:
+        """A finished run with a value: what rankings count."""
+        from optuna.trial import TrialState
+
+        return self.state == TrialState.COMPLETE and self.unit is not None and not self.is_duplicate \
+            and self.value is not None
+
+    @property
+    def holds_unit(self) -> bool:
+        """Whether this trial settles its unit: finished, in flight, queued, or failed for good
+        (a run error recurs with the same seed; a killed worker's trial is retried)."""
+        from optuna.trial import TrialState
+
+        from sweeper.errors import RUN_FAIL_KINDS
+
+        if self.unit is None or self.is_duplicate:
+            return False
+        if self.state in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING, TrialState.WAITING):
+            return True
+        return self.state == TrialState.FAIL and self.fail_kind in RUN_FAIL_KINDS
+
+    @property
+    def is_running(self) -> bool:
+        from optuna.trial import TrialState
+
+        return self.state == TrialState.RUNNING
+
+    @property
+    def is_waiting(self) -> bool:
+        from optuna.trial import TrialState
+
+        return self.state == TrialState.WAITING
+
+
+#: The names of the record fields stored under their own name as user attributes.
+ATTRS = tuple(f.name for f in fields(TrialRecord) if f.name not in ("number", "state", "value", "unit"))
+
+
+def write_unit(trial, unit: Unit) -> None:
+    """Record which unit a trial runs (for a trial that was not enqueued with it)."""
+    for name, value in unit.user_attrs().items():
+        trial.set_user_attr(name, value)
+
+
+def write(trial, **values: Any) -> None:
+    """Record fields of a trial's :class:`TrialRecord` (``write(trial, fail_kind="oom")``)."""
+    for name, value in values.items():
+        if name not in ATTRS:
+            raise KeyError(f"{name!r} is not a field of a trial record")
+        trial.set_user_attr(name, clean(value))
+
+
+def read_records(study) -> list[TrialRecord]:
+    return [TrialRecord.from_trial(t) for t in study.get_trials(deepcopy=False)]
+
+
+def held_units(records: list[TrialRecord]) -> set[str]:
+    """Keys of the units that no worker should start again."""
+    return {r.unit.key for r in records if r.holds_unit}
+
+
+@dataclass(frozen=True)
+class CandidateRuns:
+    """A candidate's finished runs: ``(seed, value)`` with a seed's folds averaged, and its size."""
+
+    key: CandidateKey
+    params: int | None
+    runs: tuple[tuple[int, float], ...]
+
+
+def completed_runs(records: list[TrialRecord]) -> dict[CandidateKey, CandidateRuns]:
+    """Every candidate with a finished run, in the order of their first runs.
+
+    With several folds, a seed's value is the mean over its folds. Duplicates never count.
+    """
+    cells: dict[CandidateKey, dict[int, list[float]]] = {}
+    params: dict[CandidateKey, int | None] = {}
+    for r in records:
+        if not r.is_run:
+            continue
+        key = r.unit.candidate
+        cells.setdefault(key, {}).setdefault(r.unit.seed, []).append(float(r.value))
+        if params.get(key) is None:
+            params[key] = r.params_count
+    return {key: CandidateRuns(key, params[key], tuple((s, sum(v) / len(v)) for s, v in seeds.items()))
+            for key, seeds in cells.items()}
+
+
+# --------------------------------------------------------------------------- the study's own record
+
+
+#: User attributes of the study itself: the data split it was made with (a resumed study must
+#: use the same one), the space file and recipe it came from, and where its weight files are.
+STUDY_ATTRS = ("split_key", "space", "recipe", "artifacts_dir")
+
+
+@dataclass(frozen=True)
+class StudyRecord:
+    split_key: str | None = None
+    space: str | None = None
+    recipe: dict | None = None
+    artifacts_dir: str | None = None
+
+    @classmethod
+    def from_study(cls, study) -> StudyRecord:
+        attrs = study.user_attrs
+        return cls(**{name: attrs.get(name) for name in STUDY_ATTRS})
+
+
+def write_study(study, **values: Any) -> None:
+    for name, value in values.items():
+        if name not in STUDY_ATTRS:
+            raise KeyError(f"{name!r} is not a field of a study record")
+        study.set_user_attr(name, clean(value))

@@ -1,0 +1,220 @@
+"""The jobs on a study: ``tune`` (screen, race, rank), ``noise`` (one baseline, N seeds), and
+loading a study to report on.
+
+Each job checks everything it can before the study is opened (the recipe, the data, the
+candidates, the weights), so a bad input never leaves a trace in the storage; then it builds a
+plan and hands it to a :class:`~sweeper.sweep.runner.Runner`.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from sweeper.errors import SweeperError, did_you_mean, one_line
+from sweeper.sweep.records import NOISE, CandidateKey, StudyRecord, Unit, completed_runs, read_records, write_study
+from sweeper.sweep.storage import artifact_dir, mask_url, open_storage, shown_url, study_names
+
+
+@dataclass
+class SweepSummary:
+    """What one ``tune`` invocation did, and the ranking of everything in the study."""
+
+    study_name: str
+    storage: str
+    trained: int = 0
+    failed: int = 0
+    pruned: int = 0
+    ranking: Any = None
+    candidates: int = 0
+    messages: list[str] = field(default_factory=list)
+
+
+def open_study(space, storage: str | None, study_name: str | None, *, create: bool = True):
+    """Create or resume the study of a space, with its seeded sampler and its pruner."""
+    import optuna
+
+    from sweeper.sweep.pruners import make_pruner
+
+    name = study_name or space.name
+    store = open_storage(storage)
+    sampler = optuna.samplers.TPESampler(seed=space.screening_seed)
+    pruner = make_pruner(space.pruner.type, space.pruner.options, epochs=space.base.epochs)
+    try:
+        if not create:
+            return optuna.load_study(study_name=name, storage=store, sampler=sampler, pruner=pruner)
+        return optuna.create_study(study_name=name, storage=store, direction="maximize", sampler=sampler,
+                                   pruner=pruner, load_if_exists=True)
+    except KeyError:
+        raise SweeperError(f"--study: no study named {name!r} in {shown_url(storage)}") from None
+    except Exception as exc:  # noqa: BLE001 - connection errors surface here on first use
+        if isinstance(exc, SweeperError):
+            raise
+        raise SweeperError(f"--storage {shown_url(storage)}: {one_line(mask_url(str(exc)), 240)}") from None
+
+
+def _prepare(space):
+    """Recipe, data and candidates checked before any storage is touched."""
+    from sweeper.sweep.candidates import resolve_candidates
+    from sweeper.training import check_encoder_weights, prepare_data, validate_config
+
+    validate_config(space.base, pair=False)
+    data = prepare_data(space.base)
+    check_has_labels(data)
+    candidates = resolve_candidates(space, data.num_classes)
+    for c in candidates:  # weights that cannot be had fail now, not in trial 1
+        try:
+            check_encoder_weights(c.encoder, space.base.encoder_weights)
+        except SweeperError as exc:
+            raise SweeperError(f"{space.source}: recipe.{exc}") from None
+    return data, candidates
+
+
+def run_sweep(space, *, storage: str | None = None, study_name: str | None = None,
+              events: Callable[[str, dict], None] | None = None, artifacts: str | os.PathLike | None = None,
+              ) -> SweepSummary:
+    """Screen, then race repeats, then rank: the whole ``tune`` job on one worker.
+
+    Safe to run again (it resumes) and to run in several processes against one storage. With
+    ``space.save_weights`` each finished run's best-epoch weights go to the artifact folder
+    (:func:`~sweeper.sweep.storage.artifact_dir`), recorded in the study so that ``ensemble``
+    finds them.
+    """
+    from sweeper.sweep.plans import ScreenThenRace
+    from sweeper.sweep.ranking import rank_records
+    from sweeper.sweep.runner import Runner
+    from sweeper.sweep.storage import fail_dead_local_trials
+
+    data, candidates = _prepare(space)
+    folder = artifact_dir(storage, artifacts) if space.save_weights else None
+    if folder is not None and not folder.parent.is_dir():
+        raise SweeperError(f"--artifacts: folder {folder.parent} does not exist")
+    study = open_study(space, storage, study_name)
+    check_same_split(study, space, data)
+    if folder is not None:
+        folder.mkdir(exist_ok=True)
+        if StudyRecord.from_study(study).artifacts_dir is None:
+            write_study(study, artifacts_dir=str(folder.resolve()))
+    summary = SweepSummary(study_name=study.study_name, storage=shown_url(storage), candidates=len(candidates))
+    stale = fail_dead_local_trials(study)
+    if stale:
+        summary.messages.append(f"{stale} trial(s) of dead local workers marked FAIL and retried")
+    runner = Runner(study, data, objective=space.objective, params_of={c.key: c.params for c in candidates},
+                    events=events, artifacts=folder)
+    plan = ScreenThenRace(space, [CandidateKey.of(c.arch, c.encoder) for c in candidates],
+                          rng=random.Random(os.getpid() ^ int(time.time())))
+    counts = runner.run(plan)
+    summary.trained, summary.failed, summary.pruned = counts.trained, counts.failed, counts.pruned
+    summary.messages += counts.messages
+    summary.ranking = rank_records(read_records(study), rope=space.rope)
+    return summary
+
+
+def check_has_labels(data) -> None:
+    """A training file whose every mask would be background gives a meaningless sweep."""
+    fold = data.folds[0]
+    if not any(info.classes for info in fold.train_data.images):
+        raise SweeperError(f"{fold.train_data.annotation_file}: no image has a usable annotation, so every mask "
+                           "would be background (see the warnings above, or run sweeper check)")
+
+
+def check_same_split(study, space, data) -> None:
+    """A resumed study must use the split it was made with, or its runs are not comparable."""
+    from sweeper.splits import split_key
+
+    fold = data.folds[0]
+    key = (split_key(space.base.split, fold.train_data.images)
+           + f"/{space.base.data.subsample}/{space.base.data.val_json}")
+    stored = StudyRecord.from_study(study).split_key
+    if stored is None:
+        write_study(study, split_key=key, space=space.source, recipe=space.base.to_dict())
+    elif stored != key:
+        raise SweeperError(f"study {study.study_name!r} was made with a different data split or data; "
+                           "use a new --study name (runs on different splits are not comparable)")
+
+
+def run_noise(space, *, arch: str | None, encoder: str | None, n_seeds: int, storage: str | None,
+              study_name: str, events=None) -> list[str]:
+    """Train one baseline with ``n_seeds`` seeds into the study; lines that say what it means."""
+    import numpy as np
+
+    from sweeper import stats
+    from sweeper.sweep.candidates import resolve_candidates
+    from sweeper.sweep.plans import FixedUnits
+    from sweeper.sweep.runner import Runner
+    from sweeper.sweep.storage import fail_dead_local_trials
+    from sweeper.training import check_pair_names, prepare_data
+
+    data = prepare_data(space.base)
+    if (arch is None) != (encoder is None):
+        raise SweeperError("--arch and --encoder go together (or leave both out for the space's smallest candidate)")
+    params_of = {}
+    if arch is None:
+        first = resolve_candidates(space, data.num_classes)[0]
+        arch, encoder, params_of = first.arch, first.encoder, {first.key: first.params}
+    else:
+        check_pair_names(arch, encoder)
+    space = replace(space, seeds=tuple(range(n_seeds)), racing=False, hparams=(), folds=space.folds[:1],
+                    pruner=replace(space.pruner, type="none", options={}))
+    study = open_study(space, storage, study_name)
+    check_same_split(study, space, data)
+    fail_dead_local_trials(study)
+    key = CandidateKey.of(arch, encoder)
+    units = [Unit(key, seed, space.folds[0], NOISE) for seed in space.seeds]
+    Runner(study, data, objective=space.objective, params_of=params_of, events=events).run(FixedUnits(space, units))
+    runs = completed_runs(read_records(study)).get(key)
+    values = np.array([v for _, v in runs.runs]) if runs else np.array([])
+    if len(values) < 2:
+        raise SweeperError(f"only {len(values)} of {n_seeds} runs finished; see the failed trials in the study")
+    sigma = float(np.std(values, ddof=1))
+    lines = [
+        f"baseline {arch}/{encoder}: {len(values)} seeds, mIoU mean {values.mean():.4f}, sd (sigma) {sigma:.4f}",
+        "smallest difference detectable with 80% power at alpha 0.05 (two candidates, paired seeds):",
+    ]
+    for n in (3, 5, 10):
+        lines.append(f"  {n:>2} seeds each: {stats.min_detectable_effect(sigma, n):.4f} mIoU")
+    needed = stats.seeds_needed(sigma, space.rope)
+    lines.append(f"seeds per candidate to resolve a difference of {space.rope:.3f} (the ROPE): "
+                 + (str(needed) if needed is not None else "more than 10000"))
+    return lines
+
+
+def load_study(study_name: str | None, storage: str | None, space: str | None):
+    """``(study, rope)`` of an existing study; with one study in the storage, no name is needed.
+
+    The ROPE comes from the space (``--space``, or the default space when its name matches).
+    """
+    import optuna
+
+    from sweeper.sweep.space import load_space
+
+    store = open_storage(storage, must_exist=True)
+    rope = 0.01
+    explicit = study_name is not None
+    if space is not None or not explicit:
+        try:
+            spec = load_space(space)
+            rope = spec.rope
+            study_name = study_name or spec.name
+        except SweeperError:
+            if space is not None:
+                raise
+    names = study_names(store, storage)
+    if study_name not in names:
+        if len(names) == 1 and not explicit and space is None:
+            study_name = names[0]  # one study there: no need to name it
+        else:
+            listed = ", ".join(names) or "none"
+            raise SweeperError(f"--study: no study {study_name!r} in {shown_url(storage)}"
+                               f"{did_you_mean(str(study_name), names)}; studies there: {listed}")
+    return optuna.load_study(study_name=study_name, storage=store), rope
+
+
+def load_trials(study_name: str | None, storage: str | None, space: str | None):
+    """``(name, trials, rope)`` of an existing study (see :func:`load_study`)."""
+    study, rope = load_study(study_name, storage, space)
+    return study.study_name, study.get_trials(deepcopy=False), rope

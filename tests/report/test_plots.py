@@ -1,0 +1,75 @@
+"""sweeper.report.plots: the forest plot (PNG and plotly) and the learning curves."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from sweeper import report as R
+
+
+def test_forest_plot_writes_a_png(ranking, tmp_path):
+    path = R.forest_plot(ranking, tmp_path / "forest.png")
+    blob = path.read_bytes()
+    assert blob[:8] == b"\x89PNG\r\n\x1a\n" and len(blob) > 5000
+
+
+def test_plotly_figure_draws_every_candidate_with_its_interval(ranking):
+    fig = R.plotly_figure(ranking)
+    trace = fig.data[0]
+    rows = [row for row in ranking.rows if row.n > 0][::-1]
+    assert list(trace.x) == [row.mean for row in rows]
+    assert trace.y[-1].startswith("unet / resnet34")
+    top = rows[-1]
+    assert trace.error_x.array[-1] == pytest.approx(top.ci_high - top.mean)
+    assert trace.error_x.arrayminus[-1] == pytest.approx(top.mean - top.ci_low)
+
+
+def _drawn(pixels, colour: str) -> int:
+    """Pixels of a line drawn in ``colour`` at alpha 0.8 over the white background (within 2/255)."""
+    from matplotlib.colors import to_rgb
+
+    expected = 0.8 * np.array(to_rgb(colour)) + 0.2
+    return int((np.abs(pixels[..., :3] - expected) <= 2 / 255).all(axis=-1).sum())
+
+
+def test_plot_curves_draws_one_colour_per_candidate_into_a_png(tmp_path):
+    from matplotlib.image import imread
+
+    nan = float("nan")
+    curves = [
+        R.Curve("unet/resnet18", 0, [0, 1, 2, 3, 4], [0.20, 0.35, 0.45, 0.50, 0.52]),
+        R.Curve("unet/resnet18", 1, [0, 1, 2, 3, 4], [0.18, 0.33, nan, 0.49, 0.53]),
+        R.Curve("fpn/mobilenet_v2", 0, [0, 1, 2], [0.10, 0.25, 0.30]),
+        R.Curve("fpn/mobilenet_v2", 1, [], []),  # a run without epochs draws nothing
+    ]
+    path = R.plot_curves(curves, tmp_path / "curves.png")
+    assert path == tmp_path / "curves.png"
+    blob = path.read_bytes()
+    assert blob[:8] == b"\x89PNG\r\n\x1a\n" and len(blob) > 5000
+    pixels = imread(path)
+    assert pixels.shape[:2] == (600, 960)  # 8 x 5 inches at 120 dpi
+    first, second, third = (_drawn(pixels, c) for c in ("C0", "C1", "C2"))
+    assert first > second > 200  # two runs of the first candidate, one (shorter) of the second
+    assert third == 0  # two candidates, two colours
+
+
+def test_plot_curves_labels_each_candidate_once_and_starts_at_epoch_one(tmp_path, monkeypatch):
+    from matplotlib.figure import Figure
+
+    figures = []
+    real_savefig = Figure.savefig
+
+    def keep(self, *args, **kwargs):
+        figures.append(self)
+        return real_savefig(self, *args, **kwargs)
+
+    monkeypatch.setattr(Figure, "savefig", keep)
+    curves = [R.Curve("a", 0, [0, 1], [0.1, 0.2]), R.Curve("a", 1, [0, 1], [0.15, None]), R.Curve("b", 0, [0], [0.3])]
+    R.plot_curves(curves, tmp_path / "curves.png")
+    (ax,) = figures[0].axes
+    assert [line.get_xdata().tolist() for line in ax.lines] == [[1, 2], [1, 2], [1]]
+    assert [line.get_color() for line in ax.lines] == ["C0", "C0", "C1"]
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["a", "b"]
+    assert ax.get_xlabel() == "epoch" and ax.get_ylabel() == "validation mIoU (dataset level)"
+    assert ax.get_title() == "learning curves (one line per run)"

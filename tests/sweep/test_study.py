@@ -1,0 +1,258 @@
+"""`tune` on real Optuna storages at a tiny size: resume, grouping, common seeds, faults, workers."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections import Counter
+from pathlib import Path
+
+import pytest
+import yaml
+
+from sweeper.errors import SweeperError
+from sweeper.sweep.dashboard import dashboard_command
+from sweeper.sweep.records import REPEAT, SCREEN, TrialRecord, completed_runs
+from sweeper.sweep.space import parse_space
+from sweeper.sweep.storage import open_storage
+from sweeper.sweep.study import run_sweep
+
+TINY = {
+    "name": "tiny",
+    "recipe": {"epochs": 1, "batch_size": 4, "image_size": 64, "lr": 3.0e-3},
+    "architectures": {"pairs": ["pspnet/mobilenet_v2", "linknet/mobilenet_v2", "pspnet/resnet18"]},
+    "seeds": [0, 1, 2],
+    "pruner": "none",
+    "trials": 3,
+}
+
+
+def tiny_space(**changes):
+    raw = json.loads(json.dumps(TINY))
+    raw.update(changes)
+    space = parse_space(raw, source="tiny.yaml")
+    space.base.data.subsample = 24
+    return space
+
+
+def _trials(storage, name="tiny"):
+    """The study's trials, as records."""
+    import optuna
+
+    study = optuna.load_study(study_name=name, storage=open_storage(storage))
+    return [TrialRecord.from_trial(t) for t in study.get_trials()]
+
+
+def _complete_units(trials):
+    return Counter(t.unit.key for t in trials if t.is_run)
+
+
+def test_sweep_ranks_resumes_and_uses_common_seeds(tmp_path):
+    storage = str(tmp_path / "s.db")
+    first = run_sweep(tiny_space(), storage=storage)
+    trials = _trials(storage)
+    assert first.trained == len(trials) >= 3
+    assert first.ranking is not None
+    assert {row.candidate.key for row in first.ranking.rows} == {"pspnet/mobilenet_v2", "linknet/mobilenet_v2",
+                                                                 "pspnet/resnet18"}
+    # Grouping: every finished trial lands in its candidate's column, seeds as rows.
+    runs = {str(k): c for k, c in completed_runs(trials).items()}
+    assert Counter({k: len(c.runs) for k, c in runs.items()}) == Counter(str(t.unit.candidate) for t in trials)
+    assert runs["pspnet/resnet18"].params > runs["pspnet/mobilenet_v2"].params
+    # Common random numbers: a candidate with k seeds has exactly the first k of the list.
+    seeds = {}
+    for t in trials:
+        seeds.setdefault(t.unit.candidate, []).append(t.unit.seed)
+    for got in seeds.values():
+        assert sorted(got) == [0, 1, 2][: len(got)]
+    assert max(_complete_units(trials).values()) == 1
+    for t in trials:  # what the dashboard shows of a run
+        for key in ("config", "history", "per_class_iou", "params_count", "wall_time_s", "images_per_s", "versions"):
+            assert getattr(t, key) is not None, key
+    # Resume: the same command trains nothing new and keeps every trial.
+    again = run_sweep(tiny_space(), storage=storage)
+    assert again.trained == 0
+    assert [(t.number, t.value) for t in _trials(storage)] == [(t.number, t.value) for t in trials]
+
+
+def test_uniform_repeats_give_the_leaders_every_seed(tmp_path):
+    storage = str(tmp_path / "u.db")
+    # Four candidates: the three best by their screening run get both seeds, the fourth none.
+    four = {"pairs": TINY["architectures"]["pairs"] + ["fpn/mobilenet_v2"]}
+    run_sweep(tiny_space(racing=False, seeds=[0, 1], trials=4, architectures=four), storage=storage)
+    trials = _trials(storage)
+    seeds = {}
+    for t in trials:
+        seeds.setdefault(str(t.unit.candidate), set()).add(t.unit.seed)
+    screening = {str(t.unit.candidate): t.value for t in trials if t.unit.phase == SCREEN}
+    top3 = sorted(screening, key=screening.get, reverse=True)[:3]
+    assert len(seeds) == 4 and {c for c, s in seeds.items() if s == {0, 1}} == set(top3)
+    assert [s for c, s in seeds.items() if c not in top3] == [{0}]
+
+
+@pytest.mark.parametrize("fault, needle", [("nan", "loss"), ("oom", "out of memory"), ("build", "build"),
+                                           ("worker", "DataLoader worker")])
+def test_a_failing_trial_is_recorded_and_the_sweep_goes_on(tmp_path, monkeypatch, fault, needle):
+    from optuna.trial import TrialState
+
+    monkeypatch.setenv("SWEEPER_FAULT", f"{fault}@linknet/*")
+    storage = str(tmp_path / "f.db")
+    summary = run_sweep(tiny_space(seeds=[0]), storage=storage)
+    trials = _trials(storage)
+    states = {str(t.unit.candidate): t.state for t in trials}
+    assert states["linknet/mobilenet_v2"] == TrialState.FAIL
+    failed = [t for t in trials if t.state == TrialState.FAIL][0]
+    assert failed.fail_kind == {"worker": "dataloader"}.get(fault, fault)
+    assert needle in failed.fail_reason
+    assert states["pspnet/mobilenet_v2"] == states["pspnet/resnet18"] == TrialState.COMPLETE
+    assert summary.failed == 1 and len(summary.ranking.rows) == 2
+    # A run that failed by itself is not retried: it would fail the same way.
+    monkeypatch.delenv("SWEEPER_FAULT")
+    assert run_sweep(tiny_space(seeds=[0]), storage=storage).trained == 0
+
+
+def test_noise_runs_one_baseline_with_n_seeds(tmp_path):
+    from typer.testing import CliRunner
+
+    from sweeper.cli import app
+
+    space = tmp_path / "tiny.yaml"
+    space.write_text(yaml.safe_dump(TINY))
+    storage = str(tmp_path / "n.db")
+    result = CliRunner().invoke(app, ["noise", "--space", str(space), "--arch", "pspnet", "--encoder", "mobilenet_v2",
+                                      "--n-seeds", "3", "--storage", storage])
+    assert result.exit_code == 0, result.output
+    assert "sd (sigma)" in result.stdout and "5 seeds each" in result.stdout and "ROPE" in result.stdout
+    trials = _trials(storage, name="tiny-noise")
+    assert sorted(t.unit.seed for t in trials) == [0, 1, 2]
+    assert {t.unit.phase for t in trials} == {"noise"}
+
+
+def test_hyperparameter_space_samples_and_repeats_the_same_values(tmp_path):
+    space = tiny_space(
+        architectures={"pairs": ["pspnet/mobilenet_v2"]},
+        hparams={"lr": {"type": "float", "low": 1.0e-4, "high": 1.0e-2, "log": True}, "loss": ["ce", "dice"]},
+        seeds=[0, 1],
+    )
+    storage = str(tmp_path / "h.db")
+    run_sweep(space, storage=storage)
+    import optuna
+
+    trials = optuna.load_study(study_name="tiny", storage=open_storage(storage)).get_trials()
+    screened = [t for t in trials if TrialRecord.from_trial(t).unit.phase == SCREEN]
+    assert len(screened) == 3 and all(set(t.params) == {"lr", "loss"} for t in screened)
+    repeats = [t for t in trials if TrialRecord.from_trial(t).unit.phase == REPEAT]
+    assert repeats
+    for t in repeats:
+        twin = [s for s in screened
+                if TrialRecord.from_trial(s).unit.candidate == TrialRecord.from_trial(t).unit.candidate]
+        assert t.params == twin[0].params and TrialRecord.from_trial(t).config["lr"] == twin[0].params["lr"]
+
+
+def test_a_resumed_study_must_use_the_same_split(tmp_path):
+    storage = str(tmp_path / "split.db")
+    run_sweep(tiny_space(seeds=[0], architectures={"pairs": ["pspnet/mobilenet_v2"]}), storage=storage)
+    other = tiny_space(seeds=[0], architectures={"pairs": ["pspnet/mobilenet_v2"]}, split={"seed": 5})
+    with pytest.raises(SweeperError, match="different data split"):
+        run_sweep(other, storage=storage)
+
+
+def test_a_missing_storage_folder_is_refused_before_training(tmp_path):
+    with pytest.raises(SweeperError, match="does not exist"):
+        run_sweep(tiny_space(), storage=str(tmp_path / "missing" / "x.db"))
+
+
+def _write_space(tmp_path: Path, **changes) -> Path:
+    raw = json.loads(json.dumps(TINY))
+    raw.update(changes)
+    path = tmp_path / "tiny.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    return path
+
+
+def test_two_workers_on_one_journal_file_run_no_unit_twice(tmp_path):
+    from optuna.trial import TrialState
+
+    space = _write_space(tmp_path, seeds=[0, 1], recipe={**TINY["recipe"], "epochs": 1})
+    journal = tmp_path / "journal.log"
+    cmd = [sys.executable, "-m", "sweeper.cli", "tune", "--space", str(space), "--storage", str(journal), "--debug",
+           "--format", "csv"]
+    workers = [subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    outputs = [w.communicate(timeout=600) for w in workers]
+    for w, (out, err) in zip(workers, outputs):
+        assert w.returncode == 0, err
+    trials = _trials(str(journal), name="tiny-debug")
+    units = _complete_units(trials)
+    assert units and max(units.values()) == 1
+    screened = {t.unit.candidate for t in trials if t.is_run and t.unit.seed == 0}
+    assert len(screened) == 3
+    assert all(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in trials)
+    assert all(t.is_duplicate for t in trials if t.state == TrialState.PRUNED)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_dashboard_serves_the_study_over_http(tmp_path):
+    storage = str(tmp_path / "d.db")
+    run_sweep(tiny_space(seeds=[0], architectures={"pairs": ["pspnet/mobilenet_v2"]}), storage=storage)
+    port = _free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "sweeper.cli", "dashboard", "--storage", storage,
+                             "--port", str(port)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.time() + 60
+        while True:
+            try:
+                studies = json.load(urllib.request.urlopen(f"{base}/api/studies", timeout=5))
+                break
+            except OSError:
+                if time.time() > deadline or proc.poll() is not None:
+                    raise
+                time.sleep(0.5)
+        study = [s for s in studies["study_summaries"] if s["study_name"] == "tiny"][0]
+        detail = json.load(urllib.request.urlopen(f"{base}/api/studies/{study['study_id']}?after=0", timeout=10))
+        trial = detail["trials"][0]
+        attrs = {a["key"]: a["value"] for a in trial["user_attrs"]}
+        assert attrs["candidate"] == "pspnet/mobilenet_v2" and "history" in attrs
+        assert len(trial["intermediate_values"]) == 1
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+def test_dashboard_command_binds_loopback_and_knows_journals(tmp_path):
+    journal = tmp_path / "j.log"
+    journal.write_text("")
+    command = dashboard_command(str(journal))
+    assert command[command.index("--host") + 1] == "127.0.0.1" and "JournalFileStorage" in command
+    with pytest.raises(SweeperError, match="run sweeper tune first"):
+        dashboard_command(str(tmp_path / "none.db"))
+
+
+def test_pruned_screening_runs_stop_early_get_no_repeats_and_stay_pruned(tmp_path):
+    from optuna.trial import TrialState
+
+    storage = str(tmp_path / "p.db")
+    # No run reaches 0.99 mIoU after one epoch: every screening run is pruned right there.
+    space = tiny_space(recipe=dict(TINY["recipe"], epochs=3), pruner={"type": "threshold", "lower": 0.99})
+    summary = run_sweep(space, storage=storage)
+    trials = _trials(storage)
+    assert summary.pruned == 3 and summary.trained == 0
+    assert [t.state for t in trials] == [TrialState.PRUNED] * 3
+    for t in trials:
+        assert len(t.history) == 1  # stopped after its first epoch of three
+        assert t.pruned_at_epoch == t.history[0]["epoch"]
+        assert t.unit.phase == SCREEN  # pruned candidates are not repeated
+    assert summary.ranking is None  # nothing finished, nothing to rank
+    # A pruned unit is a finished unit: resuming does not train it again.
+    again = run_sweep(space, storage=storage)
+    assert again.trained == 0 and again.pruned == 0 and len(_trials(storage)) == 3
