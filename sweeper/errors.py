@@ -64,3 +64,16 @@ class DataLoaderError(RunError):
 
 #: Every ``kind`` a :class:`RunError` can have, as recorded in a failed trial.
 RUN_FAIL_KINDS = ("build", "oom", "nan", "dataloader", "error")
+
+
+class Interrupted(KeyboardInterrupt):
+    """A stop asked for by a signal: Ctrl-C (SIGINT), a scheduler's SIGTERM, a closed terminal's
+    SIGHUP. All three end the running trial the same way; the command exits with 128 + signal."""
+
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.signum = signum
+
+    @property
+    def exit_code(self) -> int:
+        return 128 + self.signum

@@ -30,51 +30,93 @@ def _root() -> None:
     """Fair, noise-aware sweeps of segmentation-models-pytorch models on COCO data."""
 
 
-def errors(fn):
-    """Turn the project's own errors (and Ctrl-C) into a one-line message and an exit code.
+def _line(label: str, style: str, text: str):
+    """``label text`` as a rich Text: user text is printed literally (no markup, no ``:emoji:``
+    codes: ``cuda:abc`` stays ``cuda:abc``)."""
+    from rich.text import Text
 
+    return Text.assemble((label, style), " ", " ".join(str(text).split()))
+
+
+_OWNER = {"pid": None}
+
+
+def _raise_interrupted(signum, frame):
+    """Raise in the command's own process; a forked child (the zoo's counting workers) inherits
+    the handler, and there the signal keeps its default meaning: the pool stops its workers with
+    SIGTERM, and a worker must die quietly, not print an interruption."""
+    import os
+    import signal
+
+    from sweeper.errors import Interrupted
+
+    if os.getpid() != _OWNER["pid"]:
+        signal.signal(signum, signal.SIG_DFL)
+        os.kill(os.getpid(), signum)
+        return
+    raise Interrupted(signum)
+
+
+def errors(fn):
+    """Turn the project's own errors (and Ctrl-C, SIGTERM, SIGHUP) into a one-line message and an
+    exit code.
+
+    SIGTERM (a scheduler's stop) and SIGHUP (a closed terminal) raise the same interruption as
+    Ctrl-C, so the running trial ends FAIL ``interrupted``, rich restores the terminal's cursor on
+    the way out, and the command exits with 128 + the signal's number. Installing a handler also
+    makes SIGTERM work as PID 1 (a container's entrypoint), where the default action is ignored.
     Warnings (a skipped degenerate polygon...) become one ``warning:`` line each, not Python's
     two-line format with a source line.
     """
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
+        import signal
+        import threading
         import warnings
 
-        from rich.markup import escape
-
         from sweeper import console
+        from sweeper.sweep.storage import mask_url
 
         def one_line(message, category, filename, lineno, file=None, line=None):
-            console.err.print(f"[yellow]warning:[/] {escape(' '.join(str(message).split()))}", highlight=False,
-                              soft_wrap=True)
+            console.err.print(_line("warning:", "yellow", mask_url(str(message))), highlight=False, soft_wrap=True)
 
         previous = warnings.showwarning
         warnings.showwarning = one_line
+        handlers = {}
+        if threading.current_thread() is threading.main_thread():
+            import os
+
+            _OWNER["pid"] = os.getpid()
+            for sig in (signal.SIGTERM, signal.SIGHUP):
+                handlers[sig] = signal.signal(sig, _raise_interrupted)
         try:
             return fn(*args, **kwargs)
         except SweeperError as exc:
-            console.err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
+            console.err.print(_line("error:", "bold red", mask_url(str(exc))), highlight=False, soft_wrap=True)
             raise typer.Exit(exc.exit_code) from None
-        except KeyboardInterrupt:
-            console.err.print("interrupted: finished trials are kept; run the same command again to resume",
-                              style="yellow")
-            raise typer.Exit(130) from None
+        except KeyboardInterrupt as exc:
+            signum = getattr(exc, "signum", signal.SIGINT)
+            name = signal.Signals(signum).name
+            console.err.print(f"interrupted ({name}): finished trials are kept; run the same command again to "
+                              "resume", style="yellow", markup=False, emoji=False, soft_wrap=True)
+            raise typer.Exit(128 + signum) from None
         finally:
             warnings.showwarning = previous
+            for sig, handler in handlers.items():
+                signal.signal(sig, handler)
 
     return wrapper
 
 
 def _usage_error_line(exc) -> None:
     """Click's usage errors (``--limit abc``) as one ``error:`` line, like every other error."""
-    from rich.markup import escape
-
     from sweeper import console
+    from sweeper.sweep.storage import mask_url
 
     command = exc.ctx.command_path + ": " if getattr(exc, "ctx", None) is not None else ""
-    console.err.print(f"[bold red]error:[/] {escape(command + ' '.join(exc.format_message().split()))}",
-                      highlight=False, soft_wrap=True)
+    console.err.print(_line("error:", "bold red", mask_url(command + exc.format_message())), highlight=False,
+                      soft_wrap=True)
 
 
 def _install_usage_errors() -> None:

@@ -179,6 +179,7 @@ def _read_images(
     path: Path, root: Path, raw: list[Any], check_images: bool
 ) -> list[dict[str, Any]]:
     seen: set[int] = set()
+    files: dict[str, Any] = {}
     for pos, rec in enumerate(raw):
         if not isinstance(rec, dict) or not _is_int(rec.get("id")):
             raise SweeperError(f"{path}: image #{pos} needs an integer 'id'")
@@ -188,6 +189,14 @@ def _read_images(
         seen.add(rec["id"])
         if not isinstance(rec.get("file_name"), str) or not rec["file_name"]:
             raise SweeperError(f"{path}: {name} needs a 'file_name' string")
+        where = os.path.normpath(root / rec["file_name"])
+        if where in files:
+            raise SweeperError(f"{path}: {name} and image id {files[where]} use the same file {rec['file_name']!r}; "
+                               "its pixels could land in both train and val, which leaks the validation set")
+        files[where] = rec["id"]
+        if os.path.relpath(where, os.path.normpath(root)).split(os.sep)[0] == os.pardir:
+            warnings.warn(f"{path}: {name}: file_name {rec['file_name']!r} is outside the image root {root}",
+                          stacklevel=2)
         for key in ("width", "height"):
             if not _is_int(rec.get(key)) or rec[key] <= 0:
                 raise SweeperError(
@@ -208,6 +217,8 @@ def _check_image_header(ann_path: Path, file: Path, rec: dict[str, Any]) -> None
     try:
         with Image.open(file) as im:
             width, height = im.size
+    except Image.DecompressionBombError as exc:
+        raise SweeperError(f"{file}: {name}: refused as a decompression bomb ({exc})") from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         raise SweeperError(f"{file}: {name}: corrupt or unreadable image ({exc})") from None
     if (width, height) != (rec["width"], rec["height"]):

@@ -169,7 +169,26 @@ def read_image_file(path: Path, *, what: str = "image") -> np.ndarray:
         raise SweeperError(f"{path}: {what}: file does not exist")
     try:
         with Image.open(path) as im:
+            if im.mode in SIXTEEN_BIT_MODES:
+                return _sixteen_bit_to_rgb(np.asarray(im), path, what)
             rgb = im.convert("RGB")
+    except Image.DecompressionBombError as exc:
+        raise SweeperError(f"{path}: {what}: refused as a decompression bomb ({exc})") from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         raise SweeperError(f"{path}: {what}: corrupt or unreadable image ({exc})") from None
     return np.asarray(rgb)
+
+
+#: PIL's modes of one-channel images deeper than 8 bits (16-bit PNG and TIFF). ``convert("RGB")``
+#: clips them at 255, so almost every pixel of a 16-bit image would read as white.
+SIXTEEN_BIT_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I")
+
+
+def _sixteen_bit_to_rgb(pixels: np.ndarray, path: Path, what: str) -> np.ndarray:
+    """A 16-bit grey image scaled linearly to 8 bits (0 -> 0, 65535 -> 255), as three channels."""
+    values = pixels.astype(np.int64)
+    if values.size and (values.min() < 0 or values.max() > 65535):
+        raise SweeperError(f"{path}: {what}: 32-bit integer pixels ({values.min()}..{values.max()}); convert the "
+                           "image to 8 or 16 bits per channel")
+    grey = ((values * 255 + 32767) // 65535).astype(np.uint8)
+    return np.repeat(grey[..., None], 3, axis=2)

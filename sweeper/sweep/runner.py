@@ -14,21 +14,77 @@ The runner knows nothing of screening or racing: that is the plan's (:mod:`.plan
 
 from __future__ import annotations
 
+import contextlib
 import math
 import shutil
+import signal
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sweeper.errors import SweeperError, one_line
+from sweeper.errors import Interrupted, SweeperError, one_line
 from sweeper.sweep import records
 from sweeper.sweep.plans import SAMPLE, WAIT, BasePlan
 from sweeper.sweep.records import Unit
-from sweeper.sweep.storage import fail_stale_trials, this_worker
+from sweeper.sweep.storage import fail_stale_trials, this_worker, writes_to
 
 Events = Callable[[str, dict], None]
+
+#: The signals that stop a worker the way Ctrl-C does: a scheduler's SIGTERM (SLURM, Kubernetes)
+#: and a closed terminal's SIGHUP.
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
+class HeldSignals:
+    """Stop signals while Optuna runs one trial: raised inside the objective, held elsewhere.
+
+    Inside the objective a signal raises :class:`~sweeper.errors.Interrupted` at once, and the
+    trial ends FAIL ``interrupted``. While Optuna itself saves (``ask``, the ``tell`` after the
+    objective) an exception would leave the trial RUNNING (Optuna's ``_run_trial`` then fails
+    with ``UnboundLocalError``), so the signal waits until Optuna has finished and is raised then.
+    """
+
+    def __init__(self):
+        self.pending: int | None = None
+        self.live = False
+        self._previous: dict = {}
+
+    def _handle(self, signum, frame) -> None:
+        if self.live:
+            self.live = False  # a second signal while the interruption is written waits
+            raise Interrupted(signum)
+        self.pending = self.pending or signum
+
+    def __enter__(self) -> HeldSignals:
+        if threading.current_thread() is threading.main_thread():
+            for sig in STOP_SIGNALS:
+                self._previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+        self._previous.clear()
+
+    @contextlib.contextmanager
+    def deliver(self):
+        """The objective's window: signals raise here (one that came during ``ask`` at once)."""
+        if self.pending:
+            signum, self.pending = self.pending, None
+            raise Interrupted(signum)
+        self.live = True
+        try:
+            yield
+        finally:
+            self.live = False
+
+    def raise_pending(self) -> None:
+        if self.pending:
+            signum, self.pending = self.pending, None
+            raise Interrupted(signum)
 
 
 @dataclass
@@ -56,6 +112,7 @@ class Runner:
         self.worker = this_worker()
         self.counts = RunCounts()
         self._plan: BasePlan | None = None
+        self._signals = HeldSignals()
 
     def records(self) -> list[records.TrialRecord]:
         return records.read_records(self.study)
@@ -89,17 +146,29 @@ class Runner:
         """Enqueue ``unit`` (None: a fresh trial) and run the oldest waiting trial."""
         from sweeper.errors import RunError
 
-        if unit is not None:
-            self.study.enqueue_trial(self._plan.params(unit), user_attrs=unit.user_attrs())
-        self.study.optimize(self._objective, n_trials=1, catch=(RunError,), gc_after_trial=True)
+        with writes_to(self.study._storage), self._signals:
+            if unit is not None:
+                self.study.enqueue_trial(self._plan.params(unit), user_attrs=unit.user_attrs())
+            try:
+                self.study.optimize(self._objective, n_trials=1, catch=(RunError,), gc_after_trial=True)
+            except Exception as exc:  # noqa: BLE001 - only a trial taken over is handled here
+                if not _taken_over(exc):
+                    raise
+                self.counts.messages.append(
+                    "a trial of this worker was failed by another one while this one was stopped or paused "
+                    "past the heartbeat grace period; its unit was retried there, so this run is dropped")
+            self._signals.raise_pending()
 
     # -- one trial
     def _objective(self, trial) -> float:
-        try:
-            return self._run_trial(trial)
-        except KeyboardInterrupt:  # Ctrl-C at any moment of the trial, training or not
-            records.write(trial, interrupted=True)
-            raise
+        with self._signals.deliver():
+            try:
+                return self._run_trial(trial)
+            except KeyboardInterrupt:  # Ctrl-C, SIGTERM or SIGHUP at any moment of the trial
+                self._signals.live = False
+                with contextlib.suppress(Exception):  # a trial already failed by another worker
+                    records.write(trial, interrupted=True)
+                raise
 
     def _run_trial(self, trial) -> float:
         import optuna
@@ -169,6 +238,11 @@ class Runner:
                 shutil.rmtree(incoming, ignore_errors=True)
         best = result.history[result.best_epoch]
         value = result.best_miou if self.objective == "best" else result.history[-1].miou
+        for other in self.records():  # a copy retried while this worker was paused finished first
+            if other.number != trial.number and other.is_run and other.unit.key == unit.key:
+                records.write(trial, duplicate_of=other.number)
+                raise optuna.TrialPruned(f"duplicate of trial {other.number}, which finished while this run was "
+                                         "paused")
         records.write(trial, params_count=result.params, best_epoch=result.best_epoch,
                       per_class_iou=dict(zip(result.class_names, best.iou)),
                       wall_time_s=round(result.wall_time_s, 3), images_per_s=round(result.images_per_s, 2),
@@ -197,3 +271,19 @@ class Runner:
             return
         records.write(trial, weights_artifact=artifact_id)
 
+
+
+def _taken_over(exc: BaseException | None) -> bool:
+    """Whether Optuna refused a write because the trial had been finished by someone else: a
+    worker paused (SIGSTOP, a suspended laptop) past the grace period, whose trial another
+    worker failed and retried. Optuna reports it as ``UpdateFinishedTrialError``, ``Cannot tell
+    a FAIL trial``, or its own ``AssertionError`` while it handles one of those."""
+    import optuna
+
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, optuna.exceptions.UpdateFinishedTrialError) or "Cannot tell a" in str(exc):
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False

@@ -41,6 +41,10 @@ from sweeper.sweep.fields import (
 
 SPACES_DIR = Path(__file__).resolve().parent.parent.parent / "search_spaces"
 DEFAULT_SPACE = "demo"
+#: Seeds go to numpy's ``seed()``, which takes 0 <= seed < 2**32.
+MAX_SEED = 2**32
+#: One integer N in ``seeds`` means seeds 0..N-1; more than this is a mistake, not a study.
+MAX_SEED_COUNT = 10_000
 
 TOP_KEYS = ("name", "data", "split", "folds", "recipe", "architectures", "hparams", "seeds", "racing",
             "pruner", "trials", "objective", "rope", "save_weights")
@@ -144,23 +148,48 @@ def load_space(space: str | Path | None = None) -> SearchSpace:
 
     path = resolve_space_path(space)
     try:
-        raw = yaml.safe_load(path.read_text())
+        raw = yaml.load(path.read_text(), Loader=_unique_key_loader(path))  # noqa: S506 - a SafeLoader subclass
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark
         where = f" line {mark.line + 1} column {mark.column + 1}" if mark else ""
         raise SweeperError(f"{path}:{where}: invalid YAML: {exc.problem}") from None
     except (yaml.YAMLError, UnicodeDecodeError) as exc:
         raise SweeperError(f"{path}: invalid YAML: {exc}") from None
-    if raw is None:
-        raw = {}
+    if raw is None or raw == {}:
+        raise SweeperError(f"{path}: the space file is empty; it needs at least a recipe or architectures "
+                           "(see search_spaces/demo.yaml), or leave --space out for the demo space")
     if not isinstance(raw, dict):
         raise SweeperError(f"{path}: a space file must be a mapping of keys, got {type(raw).__name__}")
     return parse_space(raw, source=str(path), default_name=path.stem)
 
 
+def _unique_key_loader(path: Path):
+    """``yaml.SafeLoader`` that refuses a key given twice in one mapping (YAML lets the last one
+    win silently: ``epochs`` twice would train with whichever came last)."""
+    import yaml
+
+    class UniqueKeyLoader(yaml.SafeLoader):
+        pass
+
+    def mapping(loader, node, deep=False):
+        seen = {}
+        for key_node, _ in node.value:
+            key = loader.construct_object(key_node, deep=deep)
+            if key in seen:
+                line = key_node.start_mark.line + 1
+                raise SweeperError(f"{path}: line {line}: key {key!r} appears twice (first on line "
+                                   f"{seen[key]}); YAML would keep the last one silently")
+            seen[key] = key_node.start_mark.line + 1
+        return yaml.SafeLoader.construct_mapping(loader, node, deep=deep)
+
+    UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, mapping)
+    return UniqueKeyLoader
+
+
 def parse_space(raw: dict, *, source: str = "space", default_name: str = "sweep") -> SearchSpace:
     from sweeper.splits import SplitConfig
     from sweeper.training import DataConfig, TrainConfig, validate_config
+    from sweeper.training.weights import WEIGHT_SUFFIXES
 
     check_keys(raw, TOP_KEYS, source, "")
     data = _section(raw, "data", DATA_KEYS, source)
@@ -178,6 +207,9 @@ def parse_space(raw: dict, *, source: str = "space", default_name: str = "sweep"
         split_cfg = SplitConfig(**split)
     except SweeperError as exc:
         raise SweeperError(f"{source}: {exc}") from None
+    weights = recipe.get("encoder_weights")
+    if isinstance(weights, str) and weights.endswith(WEIGHT_SUFFIXES) and not Path(weights).expanduser().is_absolute():
+        recipe["encoder_weights"] = _relative(weights, source)  # a weights file beside the space, like the data
     augment_source = f"{source}: recipe.augment"
     if isinstance(recipe.get("augment"), str):
         from sweeper.augment import load_recipe
@@ -206,6 +238,8 @@ def parse_space(raw: dict, *, source: str = "space", default_name: str = "sweep"
         space.seeds = parse_seeds(raw["seeds"], f"{source}: seeds")
     if "folds" in raw:
         space.folds = int_list(raw["folds"], f"{source}: folds", minimum=0)
+        if len(set(space.folds)) != len(space.folds):
+            raise SweeperError(f"{source}: folds: fold(s) listed twice: {list(space.folds)}")
     if "racing" in raw:
         space.racing = expect_bool(raw["racing"], f"{source}: racing")
     if "save_weights" in raw:
@@ -229,6 +263,9 @@ def parse_seeds(value: Any, where: str) -> tuple[int, ...]:
     if isinstance(value, int):
         if value < 1:
             raise SweeperError(f"{where}: need at least one seed, got {value}")
+        if value > MAX_SEED_COUNT:
+            raise SweeperError(f"{where}: {value} means seeds 0..{value - 1}, more than {MAX_SEED_COUNT}; "
+                               "to use one large seed, list it: [seed] in a space file")
         return tuple(range(value))
     if isinstance(value, str):
         parts = [p.strip() for p in value.split(",") if p.strip()]
@@ -241,6 +278,10 @@ def parse_seeds(value: Any, where: str) -> tuple[int, ...]:
     seeds = int_list(value, where, minimum=0)
     if len(set(seeds)) != len(seeds):
         raise SweeperError(f"{where}: seeds repeat: {list(seeds)}")
+    too_large = [s for s in seeds if s >= MAX_SEED]
+    if too_large:
+        raise SweeperError(f"{where}: seed {too_large[0]} is too large; seeds must be below 2**32 = {MAX_SEED} "
+                           "(numpy's limit)")
     return seeds
 
 
@@ -258,6 +299,11 @@ def apply_overrides(space: SearchSpace, **flags: Any) -> SearchSpace:
         base = replace(base, device=flags["device"])
     if flags.get("max_params") is not None:
         space.architectures = replace(space.architectures, max_params=parse_count(flags["max_params"]))
+        if space.architectures.pairs:
+            import warnings
+
+            warnings.warn(f"--max-params has no effect: {space.source} lists explicit architectures.pairs, which are "
+                          "run whatever their size", stacklevel=2)
     if flags.get("seeds") is not None:
         space.seeds = parse_seeds(flags["seeds"], "--seeds")
     if flags.get("save_weights") is not None:
@@ -316,6 +362,10 @@ def _arch_space(arch: dict, source: str) -> ArchSpace:
             check_pair_names(pair[0], pair[1])
         except SweeperError as exc:
             raise SweeperError(f"{source}: architectures.pairs[{i}]: {exc}") from None
+        if (pair[0], pair[1]) in pairs:
+            first = pairs.index((pair[0], pair[1]))
+            raise SweeperError(f"{source}: architectures.pairs[{i}]: {pair[0]}/{pair[1]} is listed twice "
+                               f"(also pairs[{first}])")
         pairs.append((pair[0], pair[1]))
     max_params = arch.get("max_params")
     if max_params is not None:

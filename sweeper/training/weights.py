@@ -22,8 +22,7 @@ def check_encoder_weights(encoder: str, weights: str | None) -> None:
     if not weights:
         return
     if looks_like_path(weights):
-        if not Path(weights).expanduser().is_file():
-            raise SweeperError(f"encoder_weights: file {weights} does not exist")
+        read_weights_file(weights)  # a corrupt or unreadable file fails now, not in the first trial
         return
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -56,18 +55,15 @@ def check_hub_weights(smp, encoder: str, name: str) -> str:
     return name
 
 
-def load_encoder_weights(model, path: str) -> None:
-    """Load a local weights file into the encoder (or the whole model, if its keys say so).
-
-    Accepts a plain state dict, one nested under ``state_dict``/``model``, safetensors, and
-    keys prefixed ``encoder.`` (a whole smp model). ``torch.load`` runs with
-    ``weights_only=True``: a checkpoint never executes code.
-    """
+def read_weights_file(path: str) -> dict:
+    """The state dict in a local weights file (``.safetensors`` or ``torch.load`` with
+    ``weights_only=True``: a checkpoint never executes code); a missing, unreadable or corrupt
+    file is a one-line error naming ``encoder_weights``."""
     import torch
 
     file = Path(path).expanduser()
     if not file.is_file():
-        raise SweeperError(f"encoder_weights: file {file} does not exist")
+        raise SweeperError(f"encoder_weights: file {path} does not exist")
     try:
         if file.suffix == ".safetensors":
             from safetensors.torch import load_file
@@ -77,6 +73,19 @@ def load_encoder_weights(model, path: str) -> None:
             state = torch.load(file, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - corrupt or unsafe files raise many types
         raise SweeperError(f"encoder_weights: cannot read {file}: {one_line(exc, 200)}") from None
+    if not isinstance(state, dict):
+        raise SweeperError(f"encoder_weights: {file} holds no state dict")
+    return state
+
+
+def load_encoder_weights(model, path: str) -> None:
+    """Load a local weights file into the encoder (or the whole model, if its keys say so).
+
+    Accepts a plain state dict, one nested under ``state_dict``/``model``, safetensors, and
+    keys prefixed ``encoder.`` (a whole smp model).
+    """
+    file = Path(path).expanduser()
+    state = read_weights_file(path)
     for key in ("state_dict", "model"):
         if isinstance(state, dict) and isinstance(state.get(key), dict):
             state = state[key]

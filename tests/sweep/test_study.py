@@ -256,3 +256,24 @@ def test_pruned_screening_runs_stop_early_get_no_repeats_and_stay_pruned(tmp_pat
     # A pruned unit is a finished unit: resuming does not train it again.
     again = run_sweep(space, storage=storage)
     assert again.trained == 0 and again.pruned == 0 and len(_trials(storage)) == 3
+
+
+def test_a_resumed_study_refuses_an_edited_recipe_and_names_the_keys(tmp_path):
+    """Screening at 1 epoch, repeats at 2 after an edit, averaged together: refused, with the keys."""
+    from dataclasses import replace as _replace
+
+    from sweeper.errors import SweeperError as _Error
+    from sweeper.sweep.space import parse_space
+    from sweeper.sweep.study import check_same_split, open_study
+    from sweeper.training import prepare_data
+
+    space = parse_space({"recipe": {"epochs": 1, "image_size": 64, "lr": 3.0e-3},
+                         "architectures": {"pairs": ["pspnet/mobilenet_v2"]}}, default_name="r")
+    space.base.data.subsample = 24
+    data = prepare_data(space.base)
+    storage = str(tmp_path / "r.db")
+    check_same_split(open_study(space, storage, "r"), space, data)
+    check_same_split(open_study(space, storage, "r"), _replace(space, base=_replace(space.base, device="cpu")), data)
+    edited = _replace(space, base=_replace(space.base, epochs=2, lr=1.0e-3))
+    with pytest.raises(_Error, match=r"another recipe: epochs \(1 -> 2\), lr \(0.003 -> 0.001\).*--study"):
+        check_same_split(open_study(edited, storage, "r"), edited, data)

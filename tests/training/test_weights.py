@@ -36,9 +36,15 @@ def test_check_encoder_weights_refuses_what_cannot_be_had(tmp_path, monkeypatch)
         check_encoder_weights("resnet18", str(tmp_path / "missing.pth"))
     with pytest.raises(SweeperError, match="hub downloads are off"):
         check_encoder_weights("resnet18", "imagenet")
-    present = tmp_path / "here.pth"
-    present.write_bytes(b"")
-    check_encoder_weights("resnet18", str(present))  # read when the model is built, not here
+    unreadable = tmp_path / "here.pth"
+    unreadable.write_bytes(b"")  # an empty or corrupt file fails here, before any study is opened
+    with pytest.raises(SweeperError, match="encoder_weights: cannot read .*here.pth"):
+        check_encoder_weights("resnet18", str(unreadable))
+    import torch
+
+    readable = tmp_path / "ok.pth"
+    torch.save({"conv1.weight": torch.zeros(1)}, readable)
+    check_encoder_weights("resnet18", str(readable))  # whether it fits the encoder is checked at build
 
 
 def test_local_weights_file_loads(tmp_path, small, data):
