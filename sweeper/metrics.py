@@ -63,3 +63,20 @@ class ConfusionMeter:
         if self.matrix is None:
             return scores_from_confusion(np.zeros((self.num_classes, self.num_classes)))
         return scores_from_confusion(self.matrix.cpu().numpy())
+
+
+def majority_class_miou(masks, num_classes: int) -> float:
+    """The mIoU of predicting the most frequent class everywhere, from the true masks alone.
+
+    The floor every model must clear: on a set that is 90% background, "background everywhere"
+    already scores about 0.9 / (classes present). ``masks`` are integer class maps; pixels
+    outside ``0..num_classes-1`` are ignored, as in :class:`ConfusionMeter`.
+    """
+    counts = np.zeros(num_classes, dtype=np.int64)
+    for mask in masks:
+        flat = np.asarray(mask).reshape(-1).astype(np.int64)
+        flat = flat[(flat >= 0) & (flat < num_classes)]
+        counts += np.bincount(flat, minlength=num_classes)
+    matrix = np.zeros((num_classes, num_classes), dtype=np.int64)
+    matrix[:, int(counts.argmax())] = counts
+    return scores_from_confusion(matrix).miou

@@ -95,7 +95,10 @@ def report(
     rope: Annotated[
         Optional[float], typer.Option(help="Region of practical equivalence in mIoU (default: the space's, 0.01).")
     ] = None,
-    plot: Annotated[Optional[Path], typer.Option("--plot", help="Write a forest plot of the CIs to this PNG.")] = None,
+    plot: Annotated[
+        Optional[Path], typer.Option("--plot", help="Write a plot of each gap to the best and its interval "
+                                     "(PNG, PDF or SVG).")
+    ] = None,
     curves: Annotated[
         bool, typer.Option("--curves", help="With --plot: also per-epoch learning curves (FILE-curves.png).")
     ] = False,
@@ -103,13 +106,13 @@ def report(
         bool, typer.Option("--dashboard-note/--no-dashboard-note", help="Save the table and a CI figure into the study "
                            "for optuna-dashboard.")
     ] = True,
+    runs: Annotated[
+        Optional[Path], typer.Option("--runs", help="Rank a CSV of runs made with any tool instead of a study: columns "
+                                     "candidate,seed,value (optional fold; other columns are kept as labels).")
+    ] = None,
 ) -> None:
-    """The ranked table of a study written by tune: mean +- sd, CI, difference to the best, markers."""
+    """The ranked table of a study written by tune: each candidate's gap to the best and its verdict."""
     from sweeper import console
-    from sweeper.sweep.dashboard import publish_to_dashboard
-    from sweeper.sweep.ranking import rank_records
-    from sweeper.sweep.records import read_records
-    from sweeper.sweep.study import load_study
 
     if plot is not None:
         if plot.suffix.lower() not in (".png", ".pdf", ".svg"):
@@ -118,9 +121,19 @@ def report(
             raise SweeperError(f"--plot: folder {plot.parent} does not exist")
     if rope is not None and rope < 0:
         raise SweeperError(f"--rope: must be >= 0, got {rope}")
+    if runs is not None:
+        _report_runs(runs, rope, space, fmt, plot, storage=storage, study=study, curves=curves)
+        return
+
+    from sweeper.sweep.dashboard import publish_to_dashboard
+    from sweeper.sweep.ranking import rank_records
+    from sweeper.sweep.records import StudyRecord, read_records
+    from sweeper.sweep.study import load_study
+
     opened, default_rope = load_study(study, storage, space)
     name, trials = opened.study_name, read_records(opened)
-    ranking = rank_records(trials, rope=default_rope if rope is None else rope)
+    ranking = rank_records(trials, rope=default_rope if rope is None else rope,
+                           baseline=StudyRecord.from_study(opened).baseline_miou)
     if ranking is None:
         from collections import Counter
 
@@ -141,6 +154,29 @@ def report(
             console.err.print(f"wrote {curve_path}", highlight=False)
     if dashboard_note:
         publish_to_dashboard(name, storage, ranking)
+
+
+def _report_runs(path: Path, rope, space, fmt, plot, *, storage, study, curves) -> None:
+    """``report --runs``: a CSV of runs ranked with the same verdicts; no storage, no torch."""
+    from sweeper import console
+    from sweeper import stats as stats_mod
+    from sweeper.runtable import read_runs
+
+    for flag, given in (("--storage", storage), ("--study", study), ("--curves", curves)):
+        if given:
+            raise SweeperError(f"{flag}: does not apply to --runs (a CSV has no study)")
+    if rope is None and space is not None:
+        from sweeper.sweep.space import load_space
+
+        rope = load_space(space).rope
+    values, labels = read_runs(path)
+    ranking = stats_mod.rank_candidates(values, labels, rope=0.01 if rope is None else rope)
+    print_ranking(ranking, fmt)
+    if plot is not None:
+        from sweeper import report as report_mod
+
+        report_mod.forest_plot(ranking, plot)
+        console.err.print(f"wrote {plot}", highlight=False)
 
 
 @app.command()

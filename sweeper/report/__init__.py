@@ -14,12 +14,14 @@ from sweeper.report.ranking import (
     from_json,
     legend,
     noise_line,
+    notes,
     render_table,
     row_record,
     to_csv,
     to_dict,
     to_json,
     to_markdown,
+    verdict_text,
 )
 
 __all__ = [
@@ -30,6 +32,7 @@ __all__ = [
     "from_json",
     "legend",
     "noise_line",
+    "notes",
     "plot_curves",
     "plotly_figure",
     "render_table",
@@ -38,4 +41,5 @@ __all__ = [
     "to_dict",
     "to_json",
     "to_markdown",
+    "verdict_text",
 ]

@@ -13,8 +13,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from sweeper.report.ranking import format_number, format_p, row_label, shown_rows
-from sweeper.stats import BEST, SINGLE, TIED, Ranking, Row
+from sweeper.report.ranking import format_number, format_p, gap_text, row_label, shown_rows, verdict_text
+from sweeper.stats import BEST, EQUIVALENT, UNDECIDED, WORSE, Ranking, Row
 
 
 class Curve(NamedTuple):
@@ -67,8 +67,21 @@ def _plot_rows(ranking: Ranking, max_rows: int | None) -> list[Row]:
     return [row for row in shown_rows(ranking, max_rows) if row.n > 0]
 
 
+#: Colours of the verdicts in both figures.
+COLOURS = {BEST: "tab:green", EQUIVALENT: "tab:blue", WORSE: "tab:red", UNDECIDED: "tab:gray", "": "tab:gray"}
+_PLOTLY = {"tab:green": "green", "tab:blue": "royalblue", "tab:red": "crimson", "tab:gray": "gray"}
+
+
+def _interval(row: Row) -> tuple[float, float]:
+    """The gap's simultaneous interval, or the point itself where none exists yet."""
+    if math.isnan(row.gap_low):
+        return row.gap, row.gap
+    return row.gap_low, row.gap_high
+
+
 def forest_plot(ranking: Ranking, path: str | Path, *, max_rows: int | None = 40) -> Path:
-    """Write a PNG forest plot: each candidate's mean and CI, the best's ROPE band, markers.
+    """Write a PNG: each candidate's gap to the best with its simultaneous interval, the ±ROPE
+    band around zero, and the verdict, which is where the interval lies against the band.
 
     Uses matplotlib's Agg canvas directly (no pyplot, no global backend change), so it works on a
     headless machine and inside a notebook alike. Returns the path written.
@@ -78,82 +91,80 @@ def forest_plot(ranking: Ranking, path: str | Path, *, max_rows: int | None = 40
 
     rows = _plot_rows(ranking, max_rows)
     path = Path(path)
-    fig = Figure(figsize=(8.0, 1.2 + 0.32 * max(len(rows), 1)))
+    fig = Figure(figsize=(9.0, 1.4 + 0.32 * max(len(rows), 1)))
     FigureCanvasAgg(fig)
     ax = fig.add_subplot()
     ys = list(range(len(rows)))[::-1]
-    best = next((row for row in ranking.rows if row.marker == BEST), None)
-    if best is not None and ranking.rope > 0:
-        ax.axvspan(best.mean - ranking.rope, best.mean, color="tab:green", alpha=0.12)
+    if ranking.rope > 0:
+        ax.axvspan(-ranking.rope, ranking.rope, color="tab:blue", alpha=0.10, lw=0)
+    ax.axvline(0.0, color="black", lw=0.8)
     for y, row in zip(ys, rows):
-        is_best = row.marker == BEST
-        color = "tab:green" if is_best else ("tab:gray" if row.marker in (TIED, SINGLE)
-                                            else "tab:red")
-        if not math.isnan(row.ci_low):
-            ax.hlines(y, row.ci_low, row.ci_high, color=color, lw=2.5 if is_best else 1.5)
-        ax.plot(row.mean, y, "o", color=color, mfc=color if row.n > 1 else "white")
-        ax.annotate(row.marker, (1.0, y), xycoords=("axes fraction", "data"),
-                    xytext=(4, 0), textcoords="offset points", va="center",
-                    fontweight="bold" if is_best else "normal")
+        colour = COLOURS[row.verdict]
+        low, high = _interval(row)
+        if row.verdict != BEST:
+            ax.hlines(y, low, high, color=colour, lw=1.8)
+        marker = "*" if row.verdict == BEST else "o"
+        ax.plot(row.gap, y, marker, color=colour, ms=11 if row.verdict == BEST else 6,
+                mfc="white" if row.single_run and row.verdict != BEST else colour)
+        ax.annotate(verdict_text(row), (1.0, y), xycoords=("axes fraction", "data"), xytext=(6, 0),
+                    textcoords="offset points", va="center", color=colour, fontsize=8)
     ax.set_yticks(ys, [row_label(row) for row in rows])
     for tick, row in zip(ax.get_yticklabels(), rows):
-        if row.marker == BEST:
+        if row.verdict == BEST:
             tick.set_fontweight("bold")
-    xlabel = f"mIoU: mean and {ranking.ci:.0%} CI; hollow = one run"
-    if best is not None and ranking.rope > 0:
-        xlabel += f"; shaded = ROPE ({ranking.rope:.3f}) below the best"
-    ax.set_xlabel(xlabel)
+    xlabel = f"mIoU gap to the best, with simultaneous {1 - ranking.alpha:.0%} intervals; hollow = one run"
+    if ranking.rope > 0:
+        xlabel += f"; band = ±ROPE ({ranking.rope:.3f})"
+    ax.set_xlabel(xlabel, fontsize=9)
     shown = len(rows)
     total = sum(1 for row in ranking.rows if row.n > 0)
-    title = "Candidates ranked by mean mIoU"
+    title = f"Verdicts against the best ({ranking.best_key}, mean {rows[0].mean:.4f})" if rows else "Verdicts"
     if shown < total:
-        title += f" (top {shown} of {total})"
-    ax.set_title(title, loc="left")
+        title += f", top {shown} of {total}"
+    ax.set_title(title, loc="left", fontsize=10)
     ax.grid(axis="x", alpha=0.3)
     fig.tight_layout()
+    fig.subplots_adjust(right=0.80)
     fig.savefig(path, dpi=150)
     return path
 
 
 def plotly_figure(ranking: Ranking, *, max_rows: int | None = 40) -> Any:
-    """A plotly Figure of the same forest plot, with p-values and runs in the hover text."""
+    """A plotly Figure of the same plot (the dashboard's), with the figures in the hover text."""
     import plotly.graph_objects as go
 
     rows = _plot_rows(ranking, max_rows)[::-1]
-    labels = [f"{row_label(row)} {row.marker}".strip() for row in rows]
-    means = [row.mean for row in rows]
-    plus = [0.0 if math.isnan(row.ci_high) else row.ci_high - row.mean for row in rows]
-    minus = [0.0 if math.isnan(row.ci_low) else row.mean - row.ci_low for row in rows]
+    labels = [row_label(row) for row in rows]
+    gaps = [row.gap for row in rows]
+    plus = [_interval(row)[1] - row.gap for row in rows]
+    minus = [row.gap - _interval(row)[0] for row in rows]
     hover = [
-        f"{row.candidate.key}<br>n={row.n}, mean={format_number(row.mean)}, sd={format_number(row.sd)}"
-        f"<br>Δ to best={format_number(row.diff, sign=True)}, Tukey p={format_p(row.p_tukey)}, "
+        f"{row.candidate.key}: {verdict_text(row)}<br>n={row.n}, mean={format_number(row.mean)}, "
+        f"sd={format_number(row.sd)}<br>Δ to best={gap_text(row)}, Tukey p={format_p(row.p_tukey)}, "
         f"Holm p={format_p(row.p_holm)}<br>P(beats best)={format_number(row.p_improvement, 2)}"
         for row in rows
     ]
-    colors = [
-        "green" if row.marker == BEST else ("gray" if row.marker in (TIED, SINGLE) else "crimson")
-        for row in rows
-    ]
+    colours = [_PLOTLY[COLOURS[row.verdict]] for row in rows]
+    symbols = ["star" if row.verdict == BEST else ("circle-open" if row.single_run else "circle") for row in rows]
     fig = go.Figure(
         go.Scatter(
-            x=means,
-            y=labels,
-            mode="markers",
-            marker={"color": colors, "size": 9},
+            x=gaps, y=labels, mode="markers+text", text=[verdict_text(row) for row in rows],
+            textposition="middle right", textfont={"size": 10, "color": colours},
+            marker={"color": colours, "size": [14 if row.verdict == BEST else 9 for row in rows], "symbol": symbols},
             error_x={"type": "data", "symmetric": False, "array": plus, "arrayminus": minus},
-            hovertext=hover,
-            hoverinfo="text",
-            name="mean and CI",
+            hovertext=hover, hoverinfo="text", name="gap to the best",
         )
     )
-    best = next((row for row in ranking.rows if row.marker == BEST), None)
-    if best is not None and ranking.rope > 0:
-        fig.add_vrect(x0=best.mean - ranking.rope, x1=best.mean, fillcolor="green", opacity=0.1,
-                      line_width=0, annotation_text="ROPE", annotation_position="top left")
+    if ranking.rope > 0:
+        fig.add_vrect(x0=-ranking.rope, x1=ranking.rope, fillcolor="royalblue", opacity=0.1, line_width=0)
+        fig.add_annotation(x=0, y=1.0, yref="paper", yanchor="bottom", showarrow=False,
+                           text=f"±ROPE {ranking.rope:.3f}", font={"size": 11})
+    fig.add_vline(x=0, line_width=1, line_color="black")
     fig.update_layout(
-        title="Candidates ranked by mean mIoU",
-        xaxis_title=f"mIoU (mean and {ranking.ci:.0%} CI)",
-        height=200 + 26 * max(len(rows), 1),
+        title=f"Verdicts against the best ({ranking.best_key})",
+        xaxis_title=f"mIoU gap to the best, simultaneous {1 - ranking.alpha:.0%} intervals (hollow: one run)",
+        height=220 + 26 * max(len(rows), 1),
+        margin={"r": 160},
         showlegend=False,
     )
     return fig

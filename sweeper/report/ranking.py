@@ -16,19 +16,15 @@ import json
 import math
 from typing import TYPE_CHECKING, Any
 
-from sweeper.stats import (
-    BEST,
-    PROCEDURE_ONE_WAY,
-    SINGLE,
-    STARS,
-    TIED,
-    Ranking,
-    Row,
-)
+from sweeper.stats import BEST, EQUIVALENT, UNDECIDED, WORSE, Ranking, Row
 
 if TYPE_CHECKING:
     from rich.console import Console
     from rich.table import Table
+
+#: How each verdict reads in a table cell: a symbol that survives a terminal and markdown, then
+#: the word.
+SYMBOLS = {BEST: "★", EQUIVALENT: "≈", WORSE: "▼", UNDECIDED: "?"}
 
 CSV_COLUMNS = (
     "rank",
@@ -43,21 +39,32 @@ CSV_COLUMNS = (
     "miou_ci_low",
     "miou_ci_high",
     "diff_to_best",
+    "diff_simultaneous_low",
+    "diff_simultaneous_high",
+    "verdict",
+    "single_run",
+    "seeds_to_decide",
+    "noisy",
+    "p_tukey",
+    "diff_paired",
     "diff_ci_low",
     "diff_ci_high",
-    "diff_adjusted",
     "test",
     "p_paired_t",
     "p_holm",
     "p_wilcoxon",
-    "p_tukey",
     "p_improvement",
-    "marker",
 )
-"""Flat columns of :func:`to_csv` (and of each JSON row); mIoU and differences in [0, 1] units."""
+"""Flat columns of :func:`to_csv` (and of each JSON row); mIoU and differences in [0, 1] units.
+
+``diff_to_best`` is the gap the verdict reads (over the seeds shared with the best) and
+``diff_simultaneous_low/high`` its simultaneous interval; ``diff_paired`` and ``diff_ci_*`` are
+the one-at-a-time reference figures. ``seeds_to_decide`` is empty (null) where decided or unknown,
+and the string ``inf`` when no practical number of seeds would decide it (JSON has no infinity)."""
 
 _INT_COLUMNS = {"rank", "n"}
-_STR_COLUMNS = {"key", "arch", "encoder", "test", "marker"}
+_STR_COLUMNS = {"key", "arch", "encoder", "test", "verdict"}
+_BOOL_COLUMNS = {"single_run", "noisy"}
 
 
 def _num(x: float | None) -> float | None:
@@ -83,17 +90,22 @@ def row_record(row: Row) -> dict[str, Any]:
         "miou_median": _num(row.median),
         "miou_ci_low": _num(row.ci_low),
         "miou_ci_high": _num(row.ci_high),
-        "diff_to_best": _num(row.diff),
+        "diff_to_best": _num(row.gap),
+        "diff_simultaneous_low": _num(row.gap_low),
+        "diff_simultaneous_high": _num(row.gap_high),
+        "verdict": row.verdict,
+        "single_run": row.single_run,
+        "seeds_to_decide": "inf" if math.isinf(row.seeds_to_decide) else _num(row.seeds_to_decide),
+        "noisy": row.noisy,
+        "p_tukey": _num(row.p_tukey),
+        "diff_paired": _num(row.diff),
         "diff_ci_low": _num(row.diff_ci_low),
         "diff_ci_high": _num(row.diff_ci_high),
-        "diff_adjusted": _num(row.diff_adjusted),
         "test": row.test,
         "p_paired_t": _num(row.p_paired_t),
         "p_holm": _num(row.p_holm),
         "p_wilcoxon": _num(row.p_wilcoxon),
-        "p_tukey": _num(row.p_tukey),
         "p_improvement": _num(row.p_improvement),
-        "marker": row.marker,
     }
 
 
@@ -121,6 +133,28 @@ def row_label(row: Row) -> str:
     return f"{c.arch} / {c.encoder}" if c.arch and c.encoder else c.key
 
 
+def verdict_text(row: Row) -> str:
+    """A row's verdict cell: ``▼ worse (1 run)``, ``? undecided (~8 seeds)``."""
+    if not row.verdict:
+        return "no runs"
+    text = f"{SYMBOLS[row.verdict]} {row.verdict}"
+    if row.verdict == UNDECIDED and not math.isnan(row.seeds_to_decide):
+        need = row.seeds_to_decide
+        text += " (> 1000 seeds)" if math.isinf(need) else f" (~{int(need)} seeds)"
+    elif row.single_run and row.verdict != BEST:
+        text += " (1 run)"
+    return text
+
+
+def gap_text(row: Row) -> str:
+    """``-0.0125 [-0.0310, +0.0060]``: the gap to the best and its simultaneous interval."""
+    if row.verdict == BEST or math.isnan(row.gap):
+        return "—"
+    if math.isnan(row.gap_low):
+        return format_number(row.gap, sign=True)
+    return f"{row.gap:+.4f} [{row.gap_low:+.4f}, {row.gap_high:+.4f}]"
+
+
 def noise_line(ranking: Ranking) -> str:
     """The noise floor, the effect that many seeds can detect, and the seeds the ROPE needs."""
     r = ranking
@@ -146,33 +180,64 @@ def noise_line(ranking: Ranking) -> str:
     return text
 
 
-def legend(ranking: Ranking) -> list[str]:
-    """Lines that explain the markers, which test decides them, and the p and CI columns."""
-    r = ranking
-    blocks = (
-        "one-way Tukey-Kramer: the seeds run are not connected, so seed effects are not removed"
-        if r.procedure == PROCEDURE_ONE_WAY
-        else "seeds as blocks"
-    )
-    if r.ci_method == "t":
-        ci_text = f"{r.ci:.0%} CI: Student-t interval of the mean over seeds."
-    else:
-        ci_text = (
-            f"{r.ci:.0%} CI: percentile bootstrap of the mean over seeds ({r.n_boot} resamples, "
-            f"seed {r.seed}); with few seeds it is too narrow."
+def verdict_line(ranking: Ranking) -> str:
+    """``Verdicts: 1 best, 2 equivalent, 3 worse, 1 undecided (about 9 seeds each would decide).``"""
+    counts = [f"{ranking.count(v)} {v}" for v in (BEST, EQUIVALENT, WORSE, UNDECIDED) if ranking.count(v)]
+    text = "Verdicts: " + ", ".join(counts)
+    need = [r.seeds_to_decide for r in ranking.rows if r.verdict == UNDECIDED and not math.isnan(r.seeds_to_decide)]
+    if need:
+        finite = [int(n) for n in need if math.isfinite(n)]
+        if finite:
+            span = str(min(finite)) if min(finite) == max(finite) else f"{min(finite)}–{max(finite)}"
+            text += f" (the undecided would likely need {span} seeds each"
+            text += "; some more than 1000)" if len(finite) < len(need) else ")"
+        else:
+            text += " (the undecided sit on the ROPE's edge: more seeds would hardly decide them)"
+    return text + "."
+
+
+def warnings_of(ranking: Ranking) -> list[str]:
+    """What the reader must know before trusting the table: noisy candidates, a task not learned."""
+    out = []
+    for key in ranking.noisy:
+        out.append(f"{key}: its sd is more than twice the pooled sd; its intervals use its own noise")
+    if ranking.baseline is not None and ranking.no_model_learned:
+        out.append(
+            f"no model learned the task: the best mIoU is within the ROPE ({ranking.rope:.3f}) of "
+            f"predicting the majority class everywhere ({ranking.baseline:.4f}); train longer, or check the data"
         )
+    return out
+
+
+def baseline_line(ranking: Ranking) -> str | None:
+    if ranking.baseline is None:
+        return None
+    return f"Trivial baseline: predicting the majority class everywhere scores mIoU {ranking.baseline:.4f} here."
+
+
+def legend(ranking: Ranking) -> list[str]:
+    """One line per verdict, then how the intervals and the reference columns are made."""
+    r = ranking
+    rope = f"{r.rope:.3f}"
+    if r.ci_method_text == "t interval":
+        ci_text = f"{r.ci:.0%} CI: t interval of the mean over seeds."
+    else:
+        ci_text = (f"{r.ci:.0%} CI: {r.ci_method_text} of the mean over seeds ({r.n_boot} resamples, seed "
+                   f"{r.seed}).")
+    crit = "" if math.isnan(r.crit) else f", ±{r.crit:.2f} se at df {r.df}"
     return [
-        f"{BEST} best mean (bold)   {TIED} not distinguishable from the best: Tukey p ≥ "
-        f"{r.alpha:g} or gap ≤ ROPE {r.rope:.3f}   {' / '.join(STARS)} worse than the best by "
-        f"more than the ROPE, Tukey p < .05 / .01 / .001   {SINGLE} one run: no noise estimate "
-        "of its own (its Tukey p leans on the others' pooled noise)",
-        f"Markers: Tukey HSD comparisons with the best (studentized range over {r.n_family} "
-        f"candidates, {blocks}, df {r.df}). It keeps the chance of marking any candidate worse "
-        f"when all are equal at {r.alpha:.0%}, although the best was picked after seeing the data.",
-        "Δ to best: mean paired difference over shared seeds (difference of means where fewer "
-        "than 2 are shared). Holm p: one-sided paired t-test against the best (Welch where no "
-        "seeds are shared), Holm-adjusted; for reference only, since it ignores that the best "
-        "was selected and flags equal candidates far more often than its level.",
+        f"{SYMBOLS[BEST]} best: the highest mean (bold).",
+        f"{SYMBOLS[EQUIVALENT]} equivalent: the gap's interval lies inside ±ROPE ({rope}): practically equal "
+        "to the best.",
+        f"{SYMBOLS[WORSE]} worse: the gap's interval lies below -{rope}: worse than the best by more than the ROPE.",
+        f"{SYMBOLS[UNDECIDED]} undecided: neither yet; (~N seeds) is how many seeds per candidate would likely "
+        "decide it.",
+        "(1 run): a candidate with one run, judged with the noise pooled over the others.",
+        f"Δ to best [interval]: mean difference over the seeds shared with the best, with simultaneous "
+        f"{1 - r.alpha:.0%} intervals (Tukey-Kramer over {r.n_family} candidates{crit}; each side's variance "
+        "at least the pooled one): all hold together, although the best was picked after seeing the data. "
+        "Tukey p: the same comparison's adjusted p-value; Holm p: one-sided paired t-test, Holm-adjusted, "
+        "for reference only (it ignores that the best was picked).",
         ci_text,
     ]
 
@@ -189,10 +254,10 @@ def _header(ranking: Ranking) -> list[str]:
         "n",
         "mean ± sd",
         f"{ranking.ci:.0%} CI",
-        "Δ to best",
+        "Δ to best [interval]",
         "Tukey p",
         "Holm p",
-        "marker",
+        "verdict",
     ]
 
 
@@ -203,7 +268,7 @@ def _has_models(ranking: Ranking) -> bool:
 def _cells(ranking: Ranking, row: Row) -> list[str]:
     c = row.candidate
     first = [c.arch or c.key, c.encoder] if _has_models(ranking) else [c.key]
-    best = row.marker == BEST
+    best = row.verdict == BEST
     mean_sd = format_number(row.mean) if math.isnan(row.sd) else f"{row.mean:.4f} ± {row.sd:.4f}"
     ci = "—" if math.isnan(row.ci_low) else f"{row.ci_low:.4f}–{row.ci_high:.4f}"
     return [
@@ -213,11 +278,22 @@ def _cells(ranking: Ranking, row: Row) -> list[str]:
         str(row.n),
         mean_sd if row.n else "—",
         ci,
-        "—" if best else format_number(row.diff, sign=True),
+        gap_text(row),
         "—" if best else format_p(row.p_tukey),
         "—" if best else format_p(row.p_holm),
-        row.marker,
+        verdict_text(row),
     ]
+
+
+def notes(ranking: Ranking) -> list[str]:
+    """The lines under a table: verdict counts, warnings, the trivial baseline, the noise floor."""
+    lines = [verdict_line(ranking)]
+    lines += [f"warning: {w}" for w in warnings_of(ranking)]
+    base = baseline_line(ranking)
+    if base:
+        lines.append(base)
+    lines.append(noise_line(ranking))
+    return lines
 
 
 def shown_rows(ranking: Ranking, max_rows: int | None) -> tuple[Row, ...]:
@@ -225,7 +301,7 @@ def shown_rows(ranking: Ranking, max_rows: int | None) -> tuple[Row, ...]:
 
 
 _NAME_COLUMNS = ("arch", "encoder", "candidate")
-_DROP_WHEN_NARROW = ("Holm p", "params (M)", "CI", "Tukey p")
+_DROP_WHEN_NARROW = ("Holm p", "Tukey p", "params (M)", "CI")
 """Columns a narrow terminal hides, in this order, rather than cutting the marker off."""
 
 
@@ -241,6 +317,7 @@ def render_table(
     """
     from rich import box
     from rich.cells import cell_len
+    from rich.markup import escape
     from rich.table import Table
 
     if console is None:
@@ -266,17 +343,17 @@ def render_table(
 
     table = Table(title="Ranking by mean mIoU", title_justify="left", box=box.SIMPLE_HEAD,
                   collapse_padding=True, pad_edge=False, show_edge=False)
-    numeric = {"rank", "params (M)", "n", "mean ± sd", "Δ to best", "Tukey p", "Holm p"}
+    numeric = {"rank", "params (M)", "n", "mean ± sd", "Δ to best [interval]", "Tukey p", "Holm p"}
     for j in keep:
         name = header[j]
         if name in _NAME_COLUMNS:  # the only columns rich may shorten (with an ellipsis)
-            table.add_column(name, overflow="ellipsis")
+            table.add_column(escape(name), overflow="ellipsis")
         else:
-            table.add_column(name, justify="right" if name in numeric else "left", no_wrap=True,
+            table.add_column(escape(name), justify="right" if name in numeric else "left", no_wrap=True,
                              min_width=widths[j])
     for row, row_cells in zip(shown, cells):
-        table.add_row(*(row_cells[j] for j in keep),
-                      style="bold" if row.marker == BEST else None)
+        table.add_row(*(escape(row_cells[j]) for j in keep),
+                      style="bold" if row.verdict == BEST else None)
     console.print(table)
     more = len(ranking.rows) - len(shown)
     if more:
@@ -284,9 +361,11 @@ def render_table(
     if hidden:
         console.print(f"(terminal too narrow: hidden columns {', '.join(hidden)}; "
                       "the CSV and JSON exports have every column)")
-    console.print(noise_line(ranking))
+    for line in notes(ranking):
+        console.print(line, style="yellow" if line.startswith("warning:") else None, highlight=False,
+                      markup=False)
     for line in legend(ranking):
-        console.print(line, style="dim")
+        console.print(line, style="dim", markup=False)
     return table
 
 
@@ -296,14 +375,14 @@ def to_markdown(ranking: Ranking, *, max_rows: int | None = None) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
     for row in shown_rows(ranking, max_rows):
         cells = [c.replace("|", "\\|") for c in _cells(ranking, row)]
-        if row.marker == BEST:
+        if row.verdict == BEST:
             cells = [f"**{c}**" if c and c != "—" else c for c in cells]
         lines.append("| " + " | ".join(cells) + " |")
     hidden = len(ranking.rows) - len(shown_rows(ranking, max_rows))
     if hidden:
         lines.append(f"\n… {hidden} more candidates not shown")
     lines.append("")
-    lines.append(noise_line(ranking))
+    lines.extend(notes(ranking))
     lines.append("")
     lines.extend(f"- {line}" for line in legend(ranking))
     return "\n".join(lines) + "\n"
@@ -337,10 +416,14 @@ def from_csv(text: str) -> list[dict[str, Any]]:
             cell = rec.get(key, "")
             if key in _STR_COLUMNS:
                 parsed[key] = cell
+            elif key in _BOOL_COLUMNS:
+                parsed[key] = cell == "True"
             elif cell == "":
                 parsed[key] = None
             elif key in _INT_COLUMNS:
                 parsed[key] = int(cell)
+            elif key == "seeds_to_decide" and cell == "inf":
+                parsed[key] = cell
             else:
                 parsed[key] = float(cell)
         out.append(parsed)
@@ -369,12 +452,18 @@ def to_dict(ranking: Ranking) -> dict[str, Any]:
         "alpha": r.alpha,
         "ci": r.ci,
         "ci_method": r.ci_method,
+        "ci_method_text": r.ci_method_text,
         "n_boot": r.n_boot,
         "seed": r.seed,
         "procedure": r.procedure,
-        "design": r.design,
         "df": r.df,
         "n_family": r.n_family,
+        "crit": _num(r.crit),
+        "verdicts": {v: r.count(v) for v in (BEST, EQUIVALENT, WORSE, UNDECIDED)},
+        "noisy": list(r.noisy),
+        "baseline_miou": _num(r.baseline),
+        "no_model_learned": r.no_model_learned,
+        "warnings": warnings_of(r),
         "noise_floor": {
             "sigma": _num(r.noise_floor),
             "df": r.noise_df,

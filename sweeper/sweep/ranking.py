@@ -6,8 +6,11 @@ from __future__ import annotations
 from sweeper.sweep.records import TrialRecord, completed_runs
 
 
-def rank_records(trial_records: list[TrialRecord], *, rope: float = 0.01, alpha: float = 0.05):
-    """The ranked table of every candidate with a finished run (None when there is none)."""
+def rank_records(trial_records: list[TrialRecord], *, rope: float = 0.01, alpha: float = 0.05,
+                 baseline: float | None = None):
+    """The ranked table of every candidate with a finished run (None when there is none).
+
+    ``baseline`` is the study's majority-class mIoU (:class:`~sweeper.sweep.records.StudyRecord`)."""
     from sweeper import stats
 
     runs = completed_runs(trial_records)
@@ -17,12 +20,7 @@ def rank_records(trial_records: list[TrialRecord], *, rope: float = 0.01, alpha:
     values, _, _ = stats.pivot_runs(flat)
     labels = [stats.Label(key=str(key), arch=key.arch, encoder=key.encoder_label, params=c.params,
                           extra={"hparams": dict(key.hparams)}) for key, c in runs.items()]
-    return stats.rank_candidates(values, labels, rope=rope, alpha=alpha)
-
-
-def rank_trials(trials, *, rope: float = 0.01, alpha: float = 0.05):
-    """:func:`rank_records` of Optuna trials."""
-    return rank_records([TrialRecord.from_trial(t) for t in trials], rope=rope, alpha=alpha)
+    return stats.rank_candidates(values, labels, rope=rope, alpha=alpha, baseline=baseline)
 
 
 def learning_curves(trial_records: list[TrialRecord]) -> list:

@@ -246,8 +246,9 @@ def completed_runs(records: list[TrialRecord]) -> dict[CandidateKey, CandidateRu
 
 
 #: User attributes of the study itself: the data split it was made with (a resumed study must
-#: use the same one), the space file and recipe it came from, and where its weight files are.
-STUDY_ATTRS = ("split_key", "space", "recipe", "artifacts_dir")
+#: use the same one), the space file and recipe it came from, where its weight files are, and
+#: the mIoU of predicting the majority class everywhere on the first fold's validation images.
+STUDY_ATTRS = ("split_key", "space", "recipe", "artifacts_dir", "baseline_miou")
 
 
 @dataclass(frozen=True)
@@ -256,6 +257,7 @@ class StudyRecord:
     space: str | None = None
     recipe: dict | None = None
     artifacts_dir: str | None = None
+    baseline_miou: float | None = None
 
     @classmethod
     def from_study(cls, study) -> StudyRecord:

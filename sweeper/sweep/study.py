@@ -16,8 +16,17 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from sweeper.errors import SweeperError, did_you_mean, one_line
-from sweeper.sweep.records import NOISE, CandidateKey, StudyRecord, Unit, completed_runs, read_records, write_study
-from sweeper.sweep.storage import artifact_dir, mask_url, open_storage, shown_url, study_names
+from sweeper.sweep.records import (
+    NOISE,
+    CandidateKey,
+    StudyRecord,
+    Unit,
+    clean,
+    completed_runs,
+    read_records,
+    write_study,
+)
+from sweeper.sweep.storage import artifact_dir, mask_url, open_storage, shown_url, study_names, writes_to
 
 
 @dataclass
@@ -54,6 +63,8 @@ def open_study(space, storage: str | None, study_name: str | None, *, create: bo
     except Exception as exc:  # noqa: BLE001 - connection errors surface here on first use
         if isinstance(exc, SweeperError):
             raise
+        with writes_to(shown_url(storage)):
+            raise
         raise SweeperError(f"--storage {shown_url(storage)}: {one_line(mask_url(str(exc)), 240)}") from None
 
 
@@ -61,10 +72,18 @@ def _prepare(space):
     """Recipe, data and candidates checked before any storage is touched."""
     from sweeper.sweep.candidates import resolve_candidates
     from sweeper.training import check_encoder_weights, prepare_data, validate_config
+    from sweeper.training.weights import looks_like_path
 
     validate_config(space.base, pair=False)
+    weights = space.base.encoder_weights
+    if weights and looks_like_path(weights):  # a file does not depend on the encoder: read it first
+        try:
+            check_encoder_weights("", weights)
+        except SweeperError as exc:
+            raise SweeperError(f"{space.source}: recipe.{exc}") from None
     data = prepare_data(space.base)
     check_has_labels(data)
+    check_batch_size(space, data)
     candidates = resolve_candidates(space, data.num_classes)
     for c in candidates:  # weights that cannot be had fail now, not in trial 1
         try:
@@ -94,13 +113,16 @@ def run_sweep(space, *, storage: str | None = None, study_name: str | None = Non
     if folder is not None and not folder.parent.is_dir():
         raise SweeperError(f"--artifacts: folder {folder.parent} does not exist")
     study = open_study(space, storage, study_name)
-    check_same_split(study, space, data)
-    if folder is not None:
-        folder.mkdir(exist_ok=True)
-        if StudyRecord.from_study(study).artifacts_dir is None:
-            write_study(study, artifacts_dir=str(folder.resolve()))
+    with writes_to(shown_url(storage)):
+        check_same_split(study, space, data)
+        if folder is not None:
+            folder.mkdir(exist_ok=True)
+            if StudyRecord.from_study(study).artifacts_dir is None:
+                write_study(study, artifacts_dir=str(folder.resolve()))
+        if StudyRecord.from_study(study).baseline_miou is None:
+            write_study(study, baseline_miou=trivial_miou(data))
+        stale = fail_dead_local_trials(study)
     summary = SweepSummary(study_name=study.study_name, storage=shown_url(storage), candidates=len(candidates))
-    stale = fail_dead_local_trials(study)
     if stale:
         summary.messages.append(f"{stale} trial(s) of dead local workers marked FAIL and retried")
     runner = Runner(study, data, objective=space.objective, params_of={c.key: c.params for c in candidates},
@@ -110,8 +132,17 @@ def run_sweep(space, *, storage: str | None = None, study_name: str | None = Non
     counts = runner.run(plan)
     summary.trained, summary.failed, summary.pruned = counts.trained, counts.failed, counts.pruned
     summary.messages += counts.messages
-    summary.ranking = rank_records(read_records(study), rope=space.rope)
+    summary.ranking = rank_records(read_records(study), rope=space.rope,
+                                   baseline=StudyRecord.from_study(study).baseline_miou)
     return summary
+
+
+def trivial_miou(data) -> float:
+    """mIoU of predicting the majority class everywhere on the first fold's validation images."""
+    from sweeper.metrics import majority_class_miou
+
+    fold = data.folds[0]
+    return majority_class_miou((fold.val_data.read_mask(int(i)) for i in fold.val_idx), data.num_classes)
 
 
 def check_has_labels(data) -> None:
@@ -122,8 +153,45 @@ def check_has_labels(data) -> None:
                            "would be background (see the warnings above, or run sweeper check)")
 
 
+def check_batch_size(space, data) -> None:
+    """A batch larger than a fold's training images gives no batch at all (the last partial batch
+    is dropped): refuse it before the study is opened, naming the field."""
+    sizes = [space.base.batch_size]
+    sizes += [int(v) for p in space.hparams if p.name == "batch_size"
+              for v in (p.choices if p.type == "categorical" else (p.high,))]
+    for fold in data.folds:
+        if fold.index not in space.folds:
+            continue
+        n = len(fold.train_idx)
+        if max(sizes) > n:
+            field = "recipe.batch_size" if space.base.batch_size > n else "hparams.batch_size"
+            raise SweeperError(f"{space.source}: {field}: batch size {max(sizes)} is larger than the {n} training "
+                               f"images of fold {fold.index}, so no batch would be trained")
+
+
+#: Recipe fields that may differ between the workers and runs of one study: where it runs, not
+#: what it trains (the data and its split are compared by their own key).
+RECIPE_FREE = ("device", "num_workers", "data")
+
+
+def recipe_changes(stored: dict, current: dict) -> list[str]:
+    """The recipe keys (``data.subsample``, ``epochs``) whose values differ; keys one side lacks
+    (a study of an older sweeper) are not compared."""
+    changed = []
+    for key in sorted(set(stored) & set(current)):
+        if key in RECIPE_FREE:
+            continue
+        a, b = stored[key], current[key]
+        if isinstance(a, dict) and isinstance(b, dict):
+            changed += [f"{key}.{k}" for k in recipe_changes(a, b)]
+        elif a != b:
+            changed.append(key)
+    return changed
+
+
 def check_same_split(study, space, data) -> None:
-    """A resumed study must use the split it was made with, or its runs are not comparable."""
+    """A resumed study must use the split and the recipe it was made with, or its runs are not
+    comparable (a 2-epoch repeat averaged with 1-epoch runs, a candidate at another ``lr``)."""
     from sweeper.splits import split_key
 
     fold = data.folds[0]
@@ -135,6 +203,20 @@ def check_same_split(study, space, data) -> None:
     elif stored != key:
         raise SweeperError(f"study {study.study_name!r} was made with a different data split or data; "
                            "use a new --study name (runs on different splits are not comparable)")
+    recipe = clean(space.base.to_dict())
+    stored_recipe = StudyRecord.from_study(study).recipe
+    if isinstance(stored_recipe, dict):
+        changed = recipe_changes(stored_recipe, recipe)
+        if changed:
+            shown = ", ".join(f"{k} ({_at(stored_recipe, k)!r} -> {_at(recipe, k)!r})" for k in changed[:6])
+            raise SweeperError(f"study {study.study_name!r} was made with another recipe: {shown}; runs of "
+                               "different recipes are not comparable: use a new --study name, or undo the change")
+
+
+def _at(mapping: dict, dotted: str):
+    for part in dotted.split("."):
+        mapping = mapping.get(part) if isinstance(mapping, dict) else None
+    return mapping
 
 
 def run_noise(space, *, arch: str | None, encoder: str | None, n_seeds: int, storage: str | None,
@@ -161,8 +243,9 @@ def run_noise(space, *, arch: str | None, encoder: str | None, n_seeds: int, sto
     space = replace(space, seeds=tuple(range(n_seeds)), racing=False, hparams=(), folds=space.folds[:1],
                     pruner=replace(space.pruner, type="none", options={}))
     study = open_study(space, storage, study_name)
-    check_same_split(study, space, data)
-    fail_dead_local_trials(study)
+    with writes_to(shown_url(storage)):
+        check_same_split(study, space, data)
+        fail_dead_local_trials(study)
     key = CandidateKey.of(arch, encoder)
     units = [Unit(key, seed, space.folds[0], NOISE) for seed in space.seeds]
     Runner(study, data, objective=space.objective, params_of=params_of, events=events).run(FixedUnits(space, units))

@@ -14,15 +14,18 @@ def test_forest_plot_writes_a_png(ranking, tmp_path):
     assert blob[:8] == b"\x89PNG\r\n\x1a\n" and len(blob) > 5000
 
 
-def test_plotly_figure_draws_every_candidate_with_its_interval(ranking):
+def test_plotly_figure_draws_every_gap_with_its_interval_and_verdict(ranking):
     fig = R.plotly_figure(ranking)
     trace = fig.data[0]
     rows = [row for row in ranking.rows if row.n > 0][::-1]
-    assert list(trace.x) == [row.mean for row in rows]
-    assert trace.y[-1].startswith("unet / resnet34")
-    top = rows[-1]
-    assert trace.error_x.array[-1] == pytest.approx(top.ci_high - top.mean)
-    assert trace.error_x.arrayminus[-1] == pytest.approx(top.mean - top.ci_low)
+    assert list(trace.x) == [row.gap for row in rows]
+    assert trace.y[-1].startswith("unet / resnet34") and trace.x[-1] == 0.0
+    second = rows[-2]
+    assert trace.error_x.array[-2] == pytest.approx(second.gap_high - second.gap)
+    assert trace.error_x.arrayminus[-2] == pytest.approx(second.gap - second.gap_low)
+    assert list(trace.text) == [R.verdict_text(row) for row in rows]
+    assert trace.marker.symbol[0] == "circle-open" and rows[0].single_run  # one run: hollow
+    assert trace.marker.symbol[-1] == "star"
 
 
 def _drawn(pixels, colour: str) -> int:

@@ -15,16 +15,21 @@ from sweeper import report as R
 from sweeper import stats as S
 
 
-def test_table_shows_columns_markers_noise_floor_and_legend(ranking):
+def test_table_shows_columns_verdicts_noise_floor_and_legend(ranking):
     console = Console(record=True, width=220)
     table = R.render_table(ranking, console)
     text = console.export_text()
-    for header in ("rank", "arch", "encoder", "params (M)", "mean ± sd", "95% CI", "Δ to best",
-                   "Tukey p", "Holm p", "marker"):
+    for header in ("rank", "arch", "encoder", "params (M)", "mean ± sd", "95% CI", "Δ to best [interval]",
+                   "Tukey p", "Holm p", "verdict"):
         assert header in text
-    assert "★" in text and "?" in text and "***" in text
+    assert "★ best" in text and "▼ worse (1 run)" in text and "? undecided (~" in text
+    assert "Verdicts: 1 best, 3 worse, 2 undecided" in text
     assert "Noise floor: σ = " in text and "pooled over 5 candidates" in text
-    assert "Tukey HSD comparisons with the best" in text and "seeds as blocks" in text
+    legend = [line for line in text.splitlines() if line[:1] in R.ranking.SYMBOLS.values()]
+    assert len(legend) == 4  # one line per verdict
+    assert "Tukey-Kramer over 6 candidates" in text and "95% CI: t interval" in text
+    fpn = ranking.rows[1]
+    assert f"{fpn.gap:+.4f} [{fpn.gap_low:+.4f}, {fpn.gap_high:+.4f}]" in text
     assert "24.4" in text  # params in millions
     assert table.rows[0].style == "bold"
     assert all(row.style is None for row in table.rows[1:])
@@ -46,15 +51,15 @@ def test_max_rows_hides_the_tail_but_says_so(ranking):
     assert "4 more candidates not shown" in console.export_text()
 
 
-def test_narrow_terminal_hides_optional_columns_but_keeps_markers(ranking):
-    console = Console(record=True, width=80)
+def test_narrow_terminal_hides_optional_columns_but_keeps_verdicts(ranking):
+    console = Console(record=True, width=100)
     table = R.render_table(ranking, console)
     headers = [str(col.header) for col in table.columns]
-    assert "marker" in headers and "Δ to best" in headers and "Holm p" not in headers
+    assert "verdict" in headers and any(h.startswith("Δ to best") for h in headers) and "Holm p" not in headers
     text = console.export_text()
     assert "hidden columns Holm p" in text
-    assert "***" in text and "-0.0" in text  # markers and gaps are printed in full
-    assert all(len(line) <= 80 for line in text.splitlines())
+    assert "▼ worse" in text and "-0.0" in text  # verdicts and gaps are printed in full
+    assert all(len(line) <= 100 for line in text.splitlines())
 
 
 def test_markdown_has_bold_best_and_the_legend(ranking):
@@ -64,7 +69,8 @@ def test_markdown_has_bold_best_and_the_legend(ranking):
     assert lines[2].startswith("| **1** | **unet** | **resnet34** |")
     assert "★" in lines[2]
     assert len([line for line in lines if line.startswith("| ")]) == 1 + len(ranking.rows)
-    assert "- Markers: Tukey HSD" in md and "Noise floor" in md
+    assert "- ≈ equivalent: the gap's interval lies inside ±ROPE" in md and "Noise floor" in md
+    assert "Verdicts: 1 best" in md
 
 
 def test_csv_round_trip_gives_back_the_same_rows(ranking):
@@ -73,7 +79,8 @@ def test_csv_round_trip_gives_back_the_same_rows(ranking):
     back = R.from_csv(text)
     assert back == [R.row_record(row) for row in ranking.rows]
     first, single = back[0], back[-1]
-    assert first["marker"] == "★" and first["params_m"] == pytest.approx(24.436369)
+    assert first["verdict"] == "best" and first["params_m"] == pytest.approx(24.436369)
+    assert single["verdict"] == "worse" and single["single_run"] is True
     assert single["n"] == 1 and single["miou_sd"] is None and single["p_holm"] is None
     assert back[1]["miou_mean"] == ranking.rows[1].mean  # full precision, not rounded
 

@@ -45,7 +45,7 @@ def test_an_old_study_resumes_with_more_seeds_and_keeps_its_runs(legacy_study):
     old = {t.number: (t.value, t.user_attrs["unit"]) for t in _trials(legacy_study)}
     space = load_space(str(legacy_study / "space.yaml"))
     space.base.data.subsample = 24  # as make.py ran it: the same split key
-    space.seeds = (0, 1, 2)
+    space.seeds, space.racing = (0, 1, 2), False  # every candidate gets the new seed
     summary = run_sweep(space, storage=str(legacy_study / "legacy.db"))
     trials = _trials(legacy_study)
     assert {t.number: (t.value, t.user_attrs["unit"]) for t in trials if t.number in old} == old
