@@ -105,7 +105,7 @@ def test_ensemble_command_table_json_and_one_line_errors(saved_study, tmp_path):
         (["--trials", "a,b"], "--trials"),
         (["--top", "0"], "--top"),
         (["--artifacts", str(tmp_path / "nowhere")], "does not exist"),
-        (["--format", "csv"], "--format"),
+        (["--format", "xml"], "--format"),
     ]:
         out = runner.invoke(app, ["ensemble", "--storage", storage, *args])
         assert out.exit_code == 2 and needle in out.stderr, (args, out.output)

@@ -15,18 +15,58 @@ import typer
 
 from sweeper.errors import SweeperError
 
+#: Every environment variable sweeper reads, one line each in ``sweeper --help``; SWEEPER_STORAGE
+#: and SWEEPER_DEVICE are also the ``envvar`` of their options, so they show in each command's help.
+ENVIRONMENT = (
+    ("SWEEPER_STORAGE", "the default of --storage of every command (else sweeper.db here)."),
+    ("SWEEPER_DEVICE", "the default of --device (auto, cpu, cuda, cuda:N); overrides a space's device."),
+    ("SWEEPER_CACHE_DIR", "cache folder of zoo counts, rasterised masks and the demo data (default: the "
+     "platform's user cache folder)."),
+    ("SWEEPER_HEARTBEAT_S", "seconds between a running trial's heartbeats on SQLite and database servers "
+     "(default 20)."),
+    ("SWEEPER_GRACE_S", "seconds without a heartbeat after which another worker fails a running trial and "
+     "queues a copy (default 60)."),
+    ("SWEEPER_WORKER_HOST", "the host name a worker records in its trials (default: this machine's), to tell "
+     "its dead processes from another machine's."),
+    ("HF_HUB_OFFLINE", "0 allows downloads of hub weights (encoder_weights: imagenet); unset or 1, such a "
+     "request fails at once with advice to use a local file."),
+)
+
 app = typer.Typer(
     name="sweeper",
     help="Fair, noise-aware sweeps of segmentation-models-pytorch models on COCO data.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,
     pretty_exceptions_show_locals=False,
     rich_markup_mode="rich",
+    context_settings={"help_option_names": ["-h", "--help"]},
 )
 
+#: Packages whose versions ``--version`` prints, read from their metadata (nothing is imported).
+VERSIONED = ("sweeper", "torch", "segmentation-models-pytorch", "optuna")
 
-@app.callback()
-def _root() -> None:
+
+def version_lines() -> list[str]:
+    """``["sweeper 0.1.0", "torch 2.14.1", ...]``; a package that is not installed reads ``missing``."""
+    from sweeper.versions import library_versions
+
+    versions = library_versions(VERSIONED)
+    return [f"{name} {versions[name]}" for name in VERSIONED] + [f"python {versions['python']}"]
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo("\n".join(version_lines()))
+        raise typer.Exit()
+
+
+@app.callback(epilog="[bold]Environment[/]\n\n" + "\n\n".join(f"[bold]{name}[/]: {text}" for name, text in ENVIRONMENT))
+def _root(
+    version: Annotated[
+        Optional[bool], typer.Option("--version", callback=_print_version, is_eager=True,
+                                     help="Print the versions of sweeper, torch, smp and optuna, and exit.")
+    ] = None,
+) -> None:
     """Fair, noise-aware sweeps of segmentation-models-pytorch models on COCO data."""
 
 
@@ -158,8 +198,14 @@ Space = Annotated[
     Optional[str], typer.Option("--space", help="Search space: a YAML path or a shipped name (demo, zoo-50m, hparams).")
 ]
 Storage = Annotated[
-    Optional[str], typer.Option("--storage", help="Optuna storage: a URL (sqlite:///x.db, postgresql://...), "
-                                "a .db file, or a journal file path. Default: sweeper.db here.")
+    Optional[str], typer.Option("--storage", envvar="SWEEPER_STORAGE",
+                                help="Optuna storage: a URL (sqlite:///x.db, postgresql://...), a .db file, or a "
+                                "journal file path. Default: sweeper.db here.")
+]
+Device = Annotated[
+    Optional[str], typer.Option("--device", envvar="SWEEPER_DEVICE",
+                                help="auto (CUDA when present), cpu, cuda or cuda:N; tune and noise default to the "
+                                "space's device.")
 ]
 Study = Annotated[Optional[str], typer.Option("--study", help="Study name (default: the space's name).")]
 Artifacts = Annotated[

@@ -99,8 +99,8 @@ def check(
     n_images: Annotated[int, typer.Option("--n-images", help="Images in the subsample.")] = 32,
     epochs: Annotated[int, typer.Option(help="Epochs of the short run.")] = 2,
     image_size: Annotated[int, typer.Option("--image-size", help="Image side in pixels (multiple of 32).")] = 64,
-    batch_size: Annotated[int, typer.Option("--batch-size")] = 8,
-    device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
+    batch_size: Annotated[int, typer.Option("--batch-size", help="Images per training batch.")] = 8,
+    device: Annotated[str, typer.Option(envvar="SWEEPER_DEVICE", help="auto, cpu, cuda or cuda:N.")] = "auto",
     seed: Annotated[int, typer.Option(help="Seed of the subsample, the model and the loaders.")] = 0,
 ) -> None:
     """Debug gate: masks, build, over-fit one batch, loss falls, validation runs. Exit 1 on a failure."""
@@ -133,9 +133,10 @@ def check(
 @errors
 def demo_data(
     directory: Annotated[Path, typer.Argument(help="Folder to write annotations.json and images/ into.")],
-    n_images: Annotated[int, typer.Option("--n-images")] = 240,
+    n_images: Annotated[int, typer.Option("--n-images", help="Images to write.")] = 240,
     size: Annotated[int, typer.Option(help="Image side in pixels.")] = 128,
-    seed: Annotated[int, typer.Option()] = 0,
+    seed: Annotated[int, typer.Option(help="Seed of the shapes and colours (the same seed writes the same "
+                                           "images).")] = 0,
 ) -> None:
     """Write the built-in synthetic COCO dataset (the default data of every command) to a folder."""
     from sweeper import console

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -10,6 +11,7 @@ import typer
 from sweeper.cli._app import (
     Artifacts,
     DataJson,
+    Device,
     ImageRoot,
     OutputFormat,
     Space,
@@ -37,7 +39,7 @@ def tune(
     ] = None,
     storage: Storage = None,
     study: Study = None,
-    device: Annotated[Optional[str], typer.Option(help="auto, cpu, cuda or cuda:N.")] = None,
+    device: Device = None,
     train_json: DataJson = None,
     image_root: ImageRoot = None,
     val_json: ValJson = None,
@@ -100,29 +102,41 @@ def report(
                                      "(PNG, PDF or SVG).")
     ] = None,
     curves: Annotated[
-        bool, typer.Option("--curves", help="With --plot: also per-epoch learning curves (FILE-curves.png).")
+        Optional[Path], typer.Option("--curves", help="Write the per-epoch learning curves of every run (PNG, PDF or "
+                                     "SVG), e.g. --curves curves.png.")
+    ] = None,
+    save_note: Annotated[
+        bool, typer.Option("--save-note", help="Also save the table and a CI figure into the study as its "
+                           "optuna-dashboard note (the only way report writes to the storage; tune does it at its "
+                           "end).")
     ] = False,
     dashboard_note: Annotated[
-        bool, typer.Option("--dashboard-note/--no-dashboard-note", help="Save the table and a CI figure into the study "
-                           "for optuna-dashboard.")
-    ] = True,
+        Optional[bool], typer.Option("--dashboard-note/--no-dashboard-note", hidden=True,
+                                     help="Old spelling: --dashboard-note is --save-note; --no-dashboard-note is "
+                                     "the default.")
+    ] = None,
     runs: Annotated[
         Optional[Path], typer.Option("--runs", help="Rank a CSV of runs made with any tool instead of a study: columns "
                                      "candidate,seed,value (optional fold; other columns are kept as labels).")
     ] = None,
 ) -> None:
-    """The ranked table of a study written by tune: each candidate's gap to the best and its verdict."""
+    """The ranked table of a study written by tune: each candidate's gap to the best and its verdict.
+
+    It only reads: a SQLite file is opened read-only, so a read-only file or a teammate's study is
+    left byte for byte as it was, unless --save-note asks to write the dashboard note."""
     from sweeper import console
 
-    if plot is not None:
-        if plot.suffix.lower() not in (".png", ".pdf", ".svg"):
-            raise SweeperError(f"--plot: {plot} should end in .png, .pdf or .svg")
-        if not plot.parent.is_dir():
-            raise SweeperError(f"--plot: folder {plot.parent} does not exist")
+    for flag, figure in (("--plot", plot), ("--curves", curves)):
+        if figure is not None:
+            if figure.suffix.lower() not in (".png", ".pdf", ".svg"):
+                raise SweeperError(f"{flag}: {figure} should end in .png, .pdf or .svg")
+            if not figure.parent.is_dir():
+                raise SweeperError(f"{flag}: folder {figure.parent} does not exist")
+    save_note = save_note or bool(dashboard_note)
     if rope is not None and rope < 0:
         raise SweeperError(f"--rope: must be >= 0, got {rope}")
     if runs is not None:
-        _report_runs(runs, rope, space, fmt, plot, storage=storage, study=study, curves=curves)
+        _report_runs(runs, rope, space, fmt, plot, storage=storage, study=study, curves=curves, save_note=save_note)
         return
 
     from sweeper.sweep.dashboard import publish_to_dashboard
@@ -130,10 +144,12 @@ def report(
     from sweeper.sweep.records import StudyRecord, read_records
     from sweeper.sweep.study import load_study
 
-    opened, default_rope = load_study(study, storage, space)
-    name, trials = opened.study_name, read_records(opened)
+    with _read_only(storage) as reading:
+        opened, default_rope = load_study(study, reading, space)
+        name, trials = opened.study_name, read_records(opened)
+        study_record = StudyRecord.from_study(opened)
     ranking = rank_records(trials, rope=default_rope if rope is None else rope,
-                           baseline=StudyRecord.from_study(opened).baseline_miou)
+                           baseline=study_record.baseline_miou)
     if ranking is None:
         from collections import Counter
 
@@ -144,25 +160,63 @@ def report(
     print_ranking(ranking, fmt)
     if plot is not None:
         from sweeper import report as report_mod
-        from sweeper.sweep.ranking import learning_curves
 
         report_mod.forest_plot(ranking, plot)
         console.err.print(f"wrote {plot}", highlight=False)
-        if curves:
-            curve_path = plot.with_name(plot.stem + "-curves" + plot.suffix)
-            report_mod.plot_curves(learning_curves(trials), curve_path)
-            console.err.print(f"wrote {curve_path}", highlight=False)
-    if dashboard_note:
+    if curves is not None:
+        from sweeper import report as report_mod
+        from sweeper.sweep.ranking import learning_curves
+
+        report_mod.plot_curves(learning_curves(trials), curves)
+        console.err.print(f"wrote {curves}", highlight=False)
+    if save_note:
         publish_to_dashboard(name, storage, ranking)
+        console.err.print(f"saved the table as the dashboard note of study {name!r}", highlight=False)
 
 
-def _report_runs(path: Path, rope, space, fmt, plot, *, storage, study, curves) -> None:
+@contextlib.contextmanager
+def _read_only(storage: Optional[str]):
+    """The storage to read a study from: a SQLite file opened read-only (SQLite's ``mode=ro``:
+    nothing written, not even on a file anyone may write), any other storage as it is.
+
+    Errors name the storage as the user gave it, not the read-only URL.
+    """
+    from urllib.parse import quote
+
+    from sweeper.sweep.storage import check_sqlite_file, is_journal, local_file, shown_url, storage_url
+
+    url = storage_url(storage)
+    local = local_file(url)
+    if local is None or is_journal(url) or not url.startswith("sqlite:///"):
+        yield storage
+        return
+    if not local.parent.is_dir():
+        raise SweeperError(f"--storage: folder {local.parent} for the SQLite file does not exist")
+    if not local.is_file():
+        raise SweeperError(f"--storage: {local} does not exist (no study has been written there)")
+    if local.stat().st_size == 0:
+        raise SweeperError(f"--storage: {local} is empty (no study has been written there)")
+    check_sqlite_file(local)
+    # "sqlite+pysqlite" is SQLite itself; sqlite3 reads the "file:" URI (uri=true) and its mode.
+    reading = f"sqlite+pysqlite:///file:{quote(quote(str(local.resolve())))}?mode=ro&uri=true"
+    try:
+        yield reading
+    except SweeperError as exc:
+        raise SweeperError(str(exc).replace(shown_url(reading), shown_url(storage))) from None
+
+
+def _report_runs(path: Path, rope, space, fmt, plot, *, storage, study, curves, save_note) -> None:
     """``report --runs``: a CSV of runs ranked with the same verdicts; no storage, no torch."""
+    import os
+
     from sweeper import console
     from sweeper import stats as stats_mod
     from sweeper.runtable import read_runs
 
-    for flag, given in (("--storage", storage), ("--study", study), ("--curves", curves)):
+    if storage is not None and storage == os.environ.get("SWEEPER_STORAGE"):
+        storage = None  # the environment's default, not a --storage given with --runs
+    for flag, given in (("--storage", storage), ("--study", study), ("--curves", curves),
+                        ("--save-note", save_note)):
         if given:
             raise SweeperError(f"{flag}: does not apply to --runs (a CSV has no study)")
     if rope is None and space is not None:
@@ -191,7 +245,7 @@ def noise(
     epochs: Annotated[Optional[int], typer.Option(help="Epochs per run.")] = None,
     storage: Storage = None,
     study: Study = None,
-    device: Annotated[Optional[str], typer.Option()] = None,
+    device: Device = None,
     train_json: DataJson = None,
     image_root: ImageRoot = None,
     val_json: ValJson = None,
@@ -228,8 +282,11 @@ def ensemble(
                                      "selected on.")
     ] = None,
     val_root: ValRoot = None,
-    device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
-    fmt: Annotated[OutputFormat, typer.Option("--format", help="table or json.")] = OutputFormat.table,
+    device: Device = None,
+    fmt: Annotated[
+        OutputFormat, typer.Option("--format", help="table, csv (one row per member, then the ensemble), json or "
+                                   "markdown.")
+    ] = OutputFormat.table,
 ) -> None:
     """Average the class probabilities of the best saved runs and score the ensemble like a run."""
     import json
@@ -242,8 +299,6 @@ def ensemble(
     from sweeper.sweep.storage import artifact_dir
     from sweeper.sweep.study import load_study
 
-    if fmt not in (OutputFormat.table, OutputFormat.json):
-        raise SweeperError(f"--format: ensemble prints a table or json, not {fmt.value}")
     numbers = None
     if trial:
         try:
@@ -258,11 +313,13 @@ def ensemble(
     if val_root is not None and val_json is None:
         raise SweeperError("--val-root needs --val-json")
     holdout = None if val_json is None else (str(val_json), path_or_none(val_root))
-    result = evaluate_ensemble(members, folder, device=device, holdout=holdout)
+    result = evaluate_ensemble(members, folder, device=device or "auto", holdout=holdout)
     if fmt is OutputFormat.json:
         console.out.file.write(json.dumps(result.to_dict(), indent=2) + "\n")
-    else:
+    elif fmt is OutputFormat.table:
         console.out.print(render_table(result))
+    else:
+        console.out.file.write(ensemble_text(result, fmt.value))
     for note in result.notes:
         console.err.print(f"warning: {note}", highlight=False)
     if holdout is None:
@@ -270,11 +327,48 @@ def ensemble(
                           "and confirm it with --val-json on images no run was selected with", highlight=False)
 
 
+#: The columns of ``ensemble --format csv``: one row per member, then the ensemble (mIoU in 0..1).
+ENSEMBLE_COLUMNS = ("role", "trial", "candidate", "seed", "fold", "miou_recorded", "miou", "gain_vs_best_member")
+
+
+def ensemble_rows(result) -> list[dict]:
+    """The ensemble as flat rows: each member (its recorded mIoU and its score here), then the
+    ensemble with its gain over the best member (``miou`` is measured on the hold-out set when
+    there is one)."""
+    rows = [{"role": "member", "trial": m.trial, "candidate": m.candidate, "seed": m.seed, "fold": m.fold,
+             "miou_recorded": m.recorded_miou, "miou": m.miou, "gain_vs_best_member": ""} for m in result.members]
+    rows.append({"role": "ensemble", "trial": "", "candidate": "+".join(m.candidate for m in result.members),
+                 "seed": "", "fold": "", "miou_recorded": "", "miou": result.miou,
+                 "gain_vs_best_member": result.gain})
+    return rows
+
+
+def ensemble_text(result, fmt: str) -> str:
+    """``csv`` or ``markdown`` of :func:`ensemble_rows`."""
+    rows = ensemble_rows(result)
+    if fmt == "csv":
+        import csv
+        import io
+
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, fieldnames=ENSEMBLE_COLUMNS, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+        return buffer.getvalue()
+
+    def cell(value) -> str:
+        return f"{value:.4f}" if isinstance(value, float) else str(value)
+
+    lines = ["| " + " | ".join(ENSEMBLE_COLUMNS) + " |", "|" + "---|" * len(ENSEMBLE_COLUMNS)]
+    lines += ["| " + " | ".join(cell(row[c]) for c in ENSEMBLE_COLUMNS) + " |" for row in rows]
+    return "\n".join(lines) + "\n"
+
+
 @app.command()
 @errors
 def dashboard(
     storage: Storage = None,
-    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8080,
+    port: Annotated[int, typer.Option(min=1, max=65535, help="Port to listen on.")] = 8080,
     host: Annotated[str, typer.Option(help="Address to bind; 127.0.0.1 keeps it on this machine.")] = "127.0.0.1",
     artifacts: Artifacts = None,
 ) -> None:
@@ -283,10 +377,11 @@ def dashboard(
     import sys
 
     from sweeper import console
-    from sweeper.sweep.dashboard import dashboard_command
+    from sweeper.sweep.dashboard import check_can_serve, dashboard_command
     from sweeper.sweep.storage import shown_url
 
     command = dashboard_command(storage, host=host, port=port, artifacts=artifacts)
+    check_can_serve(storage, host, port)
     console.err.print(f"optuna-dashboard for {shown_url(storage)} on http://{host}:{port}/ (Ctrl-C stops it)",
                       highlight=False)
     sys.stderr.flush()

@@ -52,6 +52,8 @@ def dashboard_command(storage: str | None, *, host: str = "127.0.0.1", port: int
         what = "journal file " if is_journal(url) else ""
         raise SweeperError(f"--storage: {what}{local} does not exist; run sweeper tune first")
     exe = shutil.which("optuna-dashboard") or str(Path(sys.executable).with_name("optuna-dashboard"))
+    if not os.access(exe, os.X_OK):
+        raise SweeperError("optuna-dashboard is not installed here; pip install optuna-dashboard")
     if mask_url(url) != url:
         command = [exe, "--from-config", _config_pipe(url), "--host", host, "--port", str(port), "--quiet"]
     else:
@@ -65,6 +67,40 @@ def dashboard_command(storage: str | None, *, host: str = "127.0.0.1", port: int
         if folder.is_dir():
             command += ["--artifact-dir", str(folder)]
     return command
+
+
+def check_can_serve(storage: str | None, host: str, port: int) -> None:
+    """Fail with one line, before optuna-dashboard replaces this process, for what would make it
+    die with a traceback: a storage it cannot open (a server that does not answer, a file of
+    something else) and an address it cannot listen on (a port in use, a host not on this
+    machine).
+
+    The port is tried as optuna-dashboard's server binds it (IPv4, ``SO_REUSEADDR``), so a port
+    that only has connections in TIME_WAIT counts as free, as it does for the server.
+    """
+    import errno
+    import socket
+
+    from sweeper.sweep.storage import study_names
+
+    study_names(open_storage(storage, must_exist=True), storage)
+    probe = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        probe.bind((host, port))
+    except socket.gaierror as exc:
+        raise SweeperError(f"--host: {host} is not a known address ({exc.strerror})") from None
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            raise SweeperError(f"--port: {host}:{port} is already in use (another dashboard?); choose another "
+                               "--port or stop that process") from None
+        if exc.errno == errno.EADDRNOTAVAIL:
+            raise SweeperError(f"--host: {host} is not an address of this machine") from None
+        if exc.errno == errno.EACCES:
+            raise SweeperError(f"--port: {port} needs root (ports below 1024); choose --port 1024 or more") from None
+        raise SweeperError(f"--host {host} --port {port}: cannot listen: {exc.strerror or exc}") from None
+    finally:
+        probe.close()
 
 
 def _config_pipe(url: str) -> str:

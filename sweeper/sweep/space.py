@@ -2,8 +2,9 @@
 
 A space file is validated completely on load, so a typo fails in the first second rather than
 after the first trial: every unknown key is named with its close match, every range is checked.
-Command-line flags then override single fields (:func:`apply_overrides`). The shipped files in
-``search_spaces/`` document every key; the schema in short::
+Command-line flags then override single fields (:func:`apply_overrides`). The shipped files,
+package data in ``sweeper/spaces/`` (``demo``, ``zoo-50m``, ``hparams``), document every key; the
+schema in short::
 
     name: demo                     # study name (default: the file's stem)
     data: {train_json, image_root, val_json, val_root}   # all null: the built-in demo data
@@ -23,8 +24,11 @@ Command-line flags then override single fields (:func:`apply_overrides`). The sh
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import math
 from dataclasses import dataclass, field, replace
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +43,8 @@ from sweeper.sweep.fields import (
     to_number,
 )
 
-SPACES_DIR = Path(__file__).resolve().parent.parent.parent / "search_spaces"
+#: The shipped spaces: package data (``sweeper/spaces/*.yaml``), so a wheel carries them.
+SPACES_DIR = resources.files("sweeper") / "spaces"
 DEFAULT_SPACE = "demo"
 #: Seeds go to numpy's ``seed()``, which takes 0 <= seed < 2**32.
 MAX_SEED = 2**32
@@ -127,6 +132,11 @@ class SearchSpace:
         return self.seeds[0]
 
 
+def shipped_spaces() -> list[str]:
+    """The names of the shipped spaces, sorted (``["demo", "hparams", "zoo-50m"]``)."""
+    return sorted(p.name[:-5] for p in SPACES_DIR.iterdir() if p.name.endswith(".yaml") and p.is_file())
+
+
 def resolve_space_path(space: str | Path | None) -> Path:
     """A path, or the name of a shipped space (``demo``, ``zoo-50m``, ``hparams``)."""
     if space is None:
@@ -135,11 +145,23 @@ def resolve_space_path(space: str | Path | None) -> Path:
     if path.is_file():
         return path
     shipped = SPACES_DIR / f"{space}.yaml"
-    if shipped.is_file() and not path.suffix:
-        return shipped
-    names = sorted(p.stem for p in SPACES_DIR.glob("*.yaml"))
+    if not path.suffix and shipped.is_file():
+        return _as_path(shipped)
+    names = shipped_spaces()
     raise SweeperError(f"--space: {space} is not a file nor a shipped space{did_you_mean(str(space), names)}; "
                        f"shipped: {', '.join(names)}")
+
+
+_EXTRACTED = contextlib.ExitStack()
+atexit.register(_EXTRACTED.close)
+
+
+def _as_path(resource) -> Path:
+    """A real file for a package resource: itself when the package is a folder (pip's installs,
+    editable or not), else a temporary copy (a zipped package) removed at exit."""
+    if isinstance(resource, Path):
+        return resource
+    return _EXTRACTED.enter_context(resources.as_file(resource))
 
 
 def load_space(space: str | Path | None = None) -> SearchSpace:
@@ -157,7 +179,7 @@ def load_space(space: str | Path | None = None) -> SearchSpace:
         raise SweeperError(f"{path}: invalid YAML: {exc}") from None
     if raw is None or raw == {}:
         raise SweeperError(f"{path}: the space file is empty; it needs at least a recipe or architectures "
-                           "(see search_spaces/demo.yaml), or leave --space out for the demo space")
+                           "(see the shipped sweeper/spaces/demo.yaml), or leave --space out for the demo space")
     if not isinstance(raw, dict):
         raise SweeperError(f"{path}: a space file must be a mapping of keys, got {type(raw).__name__}")
     return parse_space(raw, source=str(path), default_name=path.stem)

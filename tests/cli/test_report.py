@@ -72,18 +72,105 @@ def test_report_table_verdicts_and_exports(tmp_path):
     assert [r["verdict"] for r in parsed] == ["best", "equivalent", "worse"]
 
 
-def test_report_writes_plots_and_a_dashboard_note(tmp_path):
-    db = tmp_path / "p.db"
-    _make_study(db)
-    plot = tmp_path / "forest.png"
-    result = runner.invoke(app, ["report", "--storage", str(db), "--plot", str(plot), "--curves"])
-    assert result.exit_code == 0, result.output
-    assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert (tmp_path / "forest-curves.png").stat().st_size > 1000
+def _notes(db) -> list[str]:
     study = optuna.load_study(study_name="synthetic", storage=f"sqlite:///{db}")
     system_attrs = study._storage.get_study_system_attrs(study._study_id)
-    notes = [v for k, v in system_attrs.items() if "note" in k]
-    assert any("sweeper ranking" in str(v) for v in notes)
+    return [str(v) for k, v in system_attrs.items() if "note" in k]
+
+
+def test_report_writes_plots_and_the_note_only_with_save_note(tmp_path):
+    db = tmp_path / "p.db"
+    _make_study(db)
+    plot, curves = tmp_path / "forest.png", tmp_path / "curves.svg"
+    result = runner.invoke(app, ["report", "--storage", str(db), "--plot", str(plot), "--curves", str(curves)])
+    assert result.exit_code == 0, result.output
+    assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert curves.read_text().lstrip().startswith("<?xml") and f"wrote {curves}" in result.stderr
+    assert not _notes(db)  # report only reads
+    alone = tmp_path / "alone.png"  # --curves without --plot is not ignored
+    result = runner.invoke(app, ["report", "--storage", str(db), "--curves", str(alone)])
+    assert result.exit_code == 0, result.output
+    assert alone.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    result = runner.invoke(app, ["report", "--storage", str(db), "--save-note"])
+    assert result.exit_code == 0 and "dashboard note" in result.stderr, result.output
+    assert any("sweeper ranking" in v for v in _notes(db))
+
+
+def test_the_old_note_flags_still_work(tmp_path):
+    db = tmp_path / "o.db"
+    _make_study(db)
+    assert runner.invoke(app, ["report", "--storage", str(db), "--no-dashboard-note"]).exit_code == 0
+    assert not _notes(db)
+    assert runner.invoke(app, ["report", "--storage", str(db), "--dashboard-note"]).exit_code == 0
+    assert any("sweeper ranking" in v for v in _notes(db))
+    assert "--dashboard-note" not in runner.invoke(app, ["report", "--help"]).stdout  # hidden
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["--curves", "curves.txt"], "--curves: curves.txt should end in .png, .pdf or .svg"),
+    (["--curves", "nowhere/c.png"], "--curves: folder nowhere does not exist"),
+])
+def test_bad_curves_paths_are_one_line(tmp_path, args, needle, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    _make_study(tmp_path / "c.db")
+    result = runner.invoke(app, ["report", "--storage", "c.db", *args])
+    assert result.exit_code == 2 and needle in result.stderr, result.output
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def _without_file_permission_override(argv: list[str]) -> list[str]:
+    """``argv`` as a root process that file permissions bind (no CAP_DAC_OVERRIDE): root ignores
+    a read-only mode otherwise."""
+    return ["setpriv", "--bounding-set=-dac_override,-dac_read_search,-fowner", *argv]
+
+
+def test_report_leaves_a_read_only_storage_byte_for_byte(tmp_path):
+    import os
+    import shutil
+    import subprocess
+    import sys
+
+    folder = tmp_path / "shared"
+    folder.mkdir()
+    db = folder / "team.db"
+    _make_study(db)
+    before, mtime = db.read_bytes(), db.stat().st_mtime_ns
+    db.chmod(0o444)
+    folder.chmod(0o555)
+    try:
+        figures = ["--plot", str(tmp_path / "f.png"), "--curves", str(tmp_path / "c.png")]
+        for args in ([], ["--format", "json"], figures):
+            result = runner.invoke(app, ["report", "--storage", str(db), *args])
+            assert result.exit_code == 0, result.output
+        assert "★ best" in runner.invoke(app, ["report", "--storage", str(db)]).stdout
+        # Bytes, time stamp and folder unchanged: nothing was written, not even by root (whom the
+        # file's mode does not stop).
+        assert db.read_bytes() == before and db.stat().st_mtime_ns == mtime
+        assert sorted(p.name for p in folder.iterdir()) == ["team.db"]
+        argv = [sys.executable, "-m", "sweeper.cli", "report", "--storage", str(db)]
+        if os.geteuid() != 0:  # the file's mode binds this process: writing the note must fail, in one line
+            refused = runner.invoke(app, ["report", "--storage", str(db), "--save-note"])
+            assert refused.exit_code == 2 and len(refused.stderr.strip().splitlines()) == 1, refused.output
+        elif shutil.which("setpriv"):  # as root: the same in a process that the file's mode binds
+            done = subprocess.run(_without_file_permission_override(argv), capture_output=True, text=True,
+                                  timeout=120, cwd=tmp_path)
+            assert done.returncode == 0 and "★ best" in done.stdout, done.stderr
+            done = subprocess.run(_without_file_permission_override([*argv, "--save-note"]), capture_output=True,
+                                  text=True, timeout=120, cwd=tmp_path)
+            assert done.returncode == 2 and done.stderr.count("error:") == 1, done.stderr
+            assert "Traceback" not in done.stderr
+        assert db.read_bytes() == before and db.stat().st_mtime_ns == mtime
+    finally:
+        folder.chmod(0o755)
+        db.chmod(0o644)
+
+
+def test_report_on_an_empty_sqlite_file_is_one_line_and_writes_nothing(tmp_path):
+    db = tmp_path / "empty.db"
+    db.write_bytes(b"")
+    result = runner.invoke(app, ["report", "--storage", str(db)])
+    assert result.exit_code == 2 and "empty" in result.stderr, result.output
+    assert db.read_bytes() == b""
 
 
 def test_report_errors_are_one_line(tmp_path):
