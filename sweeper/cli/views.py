@@ -84,7 +84,20 @@ class TuneView:
                 console.err.print(f"trial {info['trial']} {unit.candidate} seed {unit.seed} fold {unit.fold} "
                                   f"[{unit.phase}] {state} mIoU {shown}{extra}", highlight=False, markup=False)
         elif kind == "wait":
-            self.current = f"waiting for {info['running']} trial(s) of other workers"
+            grace = info.get("grace_s")
+            numbers = ", ".join(str(n) for n in info.get("trials", ()))
+            waited = f"waiting for {info['running']} running trial(s) of other workers" + (
+                f" (trial {numbers})" if numbers else "")
+            if grace is not None:
+                how_long = (f"one whose worker is dead or paused is failed and retried here {grace} s after its last "
+                            "heartbeat (or its start, if it sent none)")
+            else:
+                how_long = ("a journal file has no heartbeat: a dead process of this machine is seen at once, one of "
+                            "another machine is not")
+            self.current, self.epoch = f"{waited}; {how_long}", ""
+            if not self.interactive and getattr(self, "_waited_for", None) != numbers:
+                self._waited_for = numbers  # one line per set of trials waited for, not one per poll
+                console.err.print(self.current, highlight=False, markup=False, soft_wrap=True)
         if self.live is not None:
             self.live.update(self._render())
 

@@ -180,6 +180,7 @@ def _read_images(
 ) -> list[dict[str, Any]]:
     seen: set[int] = set()
     files: dict[str, Any] = {}
+    outside: list[str] = []
     for pos, rec in enumerate(raw):
         if not isinstance(rec, dict) or not _is_int(rec.get("id")):
             raise SweeperError(f"{path}: image #{pos} needs an integer 'id'")
@@ -195,8 +196,7 @@ def _read_images(
                                "its pixels could land in both train and val, which leaks the validation set")
         files[where] = rec["id"]
         if os.path.relpath(where, os.path.normpath(root)).split(os.sep)[0] == os.pardir:
-            warnings.warn(f"{path}: {name}: file_name {rec['file_name']!r} is outside the image root {root}",
-                          stacklevel=2)
+            outside.append(f"{name} ({rec['file_name']!r})")
         for key in ("width", "height"):
             if not _is_int(rec.get(key)) or rec[key] <= 0:
                 raise SweeperError(
@@ -204,6 +204,10 @@ def _read_images(
                 )
         if check_images:
             _check_image_header(path, root / rec["file_name"], rec)
+    if outside:  # allowed (some datasets share a folder on purpose), but said, once per file
+        more = f" and {len(outside) - 5} more" if len(outside) > 5 else ""
+        warnings.warn(f"{path}: {len(outside)} image(s) with a file_name outside the image root {root}, read from "
+                      f"there: {', '.join(outside[:5])}{more}", DataWarning, stacklevel=3)
     return raw
 
 

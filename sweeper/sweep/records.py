@@ -227,13 +227,18 @@ class CandidateRuns:
 def completed_runs(records: list[TrialRecord]) -> dict[CandidateKey, CandidateRuns]:
     """Every candidate with a finished run, in the order of their first runs.
 
-    With several folds, a seed's value is the mean over its folds. Duplicates never count.
+    With several folds, a seed's value is the mean over its folds. Duplicates never count, and
+    a unit counts once: should two trials of one unit both be COMPLETE (a worker paused past the
+    grace period whose run was retried elsewhere, on a storage that let both finish), the first
+    by trial number is its run.
     """
     cells: dict[CandidateKey, dict[int, list[float]]] = {}
     params: dict[CandidateKey, int | None] = {}
-    for r in records:
-        if not r.is_run:
+    counted: set[str] = set()
+    for r in sorted(records, key=lambda r: r.number):
+        if not r.is_run or r.unit.key in counted:
             continue
+        counted.add(r.unit.key)
         key = r.unit.candidate
         cells.setdefault(key, {}).setdefault(r.unit.seed, []).append(float(r.value))
         if params.get(key) is None:

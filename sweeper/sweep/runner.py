@@ -29,7 +29,7 @@ from sweeper.errors import Interrupted, SweeperError, one_line
 from sweeper.sweep import records
 from sweeper.sweep.plans import SAMPLE, WAIT, BasePlan
 from sweeper.sweep.records import Unit
-from sweeper.sweep.storage import fail_stale_trials, this_worker, writes_to
+from sweeper.sweep.storage import fail_stale_trials, heartbeat_grace_s, this_worker, writes_to
 
 Events = Callable[[str, dict], None]
 
@@ -129,17 +129,29 @@ class Runner:
                 self.run_unit(None)
             elif any(r.is_waiting for r in current):
                 self.run_unit(None)  # queued trials (another worker's claim, or an orphan) run first
-            elif step is WAIT:
+            elif step is WAIT or any(r.is_running for r in current):
+                # Also when the plan has nothing left: a trial still RUNNING may belong to a dead or
+                # paused worker, and only a worker that waits for it retries it.
                 self.wait()
             else:
                 return self.counts
 
     def wait(self) -> None:
-        """Fail trials of dead workers, then wait a moment for the others to finish theirs."""
-        fail_stale_trials(self.study)
-        running = sum(r.is_running for r in self.records())
+        """Fail trials of dead workers, then wait a moment for the others to finish theirs.
+
+        The ``wait`` event names the trials waited for and ``grace_s``: how long a dead worker's
+        trial can hold this one (seconds after its last heartbeat; None on a journal file, where
+        only dead processes of this machine are seen, and at once).
+        """
+        grace = heartbeat_grace_s(self.study)
+        failed = fail_stale_trials(self.study)
+        if failed:
+            why = "process gone" if grace is None else f"process gone, or no heartbeat for {grace} s"
+            self.counts.messages.append(f"{failed} trial(s) of dead or paused workers marked FAIL ({why}); their "
+                                        "units are run again")
+        running = [r.number for r in self.records() if r.is_running]
         if running:
-            self.events("wait", {"running": running})
+            self.events("wait", {"running": len(running), "trials": running, "grace_s": grace})
             time.sleep(self.poll_s)
 
     def run_unit(self, unit: Unit | None) -> None:

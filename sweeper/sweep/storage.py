@@ -177,6 +177,17 @@ def grace_period_s() -> int:
     return int(os.environ.get("SWEEPER_GRACE_S", GRACE_PERIOD_S))
 
 
+def heartbeat_grace_s(study) -> int | None:
+    """Seconds without a heartbeat after which a RUNNING trial of this study counts as dead and is
+    retried; None where the storage has no heartbeat (a journal file)."""
+    store = study._storage
+    store = getattr(store, "_backend", store)  # Optuna wraps an RDBStorage in a _CachedStorage
+    interval = store.get_heartbeat_interval() if hasattr(store, "get_heartbeat_interval") else None
+    if interval is None:
+        return None
+    return getattr(store, "grace_period", None) or 2 * interval
+
+
 @contextlib.contextmanager
 def _schema_lock(local: Path | None):
     """An exclusive ``flock`` on a SQLite file while Optuna creates or checks its tables.
@@ -483,15 +494,28 @@ def fail_dead_local_trials(study) -> int:
 def fail_stale_trials(study) -> int:
     """Dead local workers' trials, then (RDB storages) those whose heartbeat stopped, or that
     never sent one (Optuna leaves those RUNNING for ever: its rule needs a first heartbeat)."""
-    import optuna
-
     failed = fail_dead_local_trials(study)
-    try:
-        optuna.storages.fail_stale_trials(study)
-    except Exception:  # noqa: BLE001 - journal storages have no heartbeat
-        pass
+    failed += _fail_trials_with_stale_heartbeat(study)
     failed += _fail_trials_without_heartbeat(study)
     return failed
+
+
+def _fail_trials_with_stale_heartbeat(study) -> int:
+    """Optuna's own rule (RDB storages): RUNNING trials whose last heartbeat is older than the
+    grace period become FAIL, and its callback queues a copy; the number failed."""
+    import optuna
+    from optuna.trial import TrialState
+
+    if heartbeat_grace_s(study) is None:
+        return 0
+    running = {t.number for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))}
+    if not running:
+        return 0
+    try:
+        optuna.storages.fail_stale_trials(study)
+    except Exception:  # noqa: BLE001 - another worker failed the same trial first
+        pass
+    return len(running & {t.number for t in study.get_trials(deepcopy=False, states=(TrialState.FAIL,))})
 
 
 def _fail_trials_without_heartbeat(study) -> int:

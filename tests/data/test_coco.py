@@ -87,6 +87,40 @@ def test_image_root_defaults_to_the_annotation_folder(tmp_path):
     assert load_coco(ann).read_image(1).shape == (H, W, 3)
 
 
+def test_a_file_name_outside_the_image_root_is_read_with_one_warning_naming_the_images(tmp_path):
+    """``../`` or an absolute path may be on purpose (a shared folder): read, not refused, and said
+    once per file, with the ids and file names, however many images do it."""
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    ds = base_dataset()
+    ds["images"][1]["file_name"] = "../shared/b.png"
+    ds["images"].append({"id": 12, "file_name": str(shared / "c.png"), "width": W, "height": H})
+    ds["images"].append({"id": 13, "file_name": "sub/../d.png", "width": W, "height": H})  # stays inside
+    for name in ("b.png", "c.png"):
+        Image.new("RGB", (W, H), (200, 0, 0)).save(shared / name)
+    with pytest.warns(DataWarning) as record:
+        data = load(tmp_path, ds)
+    [warning] = [str(r.message) for r in record]
+    assert "ann.json: 2 image(s) with a file_name outside the image root" in warning
+    assert "image id 11 ('../shared/b.png')" in warning and f"image id 12 ('{shared / 'c.png'}')" in warning
+    assert "image id 13" not in warning and "image id 10" not in warning
+    assert (data.read_image(1) == [200, 0, 0]).all()  # read from outside the root
+
+
+def test_many_images_outside_the_root_give_one_short_warning(tmp_path):
+    ds = base_dataset()
+    ds["images"] = [{"id": i, "file_name": f"../out/{i}.png", "width": W, "height": H} for i in range(40)]
+    ds["annotations"] = []
+    (tmp_path / "out").mkdir()
+    for i in range(40):
+        Image.new("RGB", (W, H)).save(tmp_path / "out" / f"{i}.png")
+    with pytest.warns(DataWarning) as record:
+        load(tmp_path, ds)
+    [warning] = [str(r.message) for r in record]
+    assert "40 image(s)" in warning and "image id 4 (" in warning and "image id 5 (" not in warning
+    assert warning.endswith("and 35 more")
+
+
 # --- bad input: every case is a SweeperError naming the file and the id ---
 
 

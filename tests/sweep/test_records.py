@@ -96,6 +96,25 @@ def test_which_trials_hold_their_unit_and_which_runs_count():
     assert runs[a].runs == ((0, 0.5), (1, 0.7)) and runs[b].runs == ((0, 0.4),)
 
 
+def test_a_unit_with_two_complete_trials_counts_once_the_first_by_number():
+    """A paused worker's run and the copy retried while it was paused, both COMPLETE (a storage
+    that let both finish): the unit counts once, as its first COMPLETE trial by number, whatever
+    the order of the records."""
+    a = CandidateKey.of("unet", "resnet18")
+    screen, repeat, other_fold = Unit(a, 0, 0, SCREEN), Unit(a, 1, 0, REPEAT), Unit(a, 1, 1, REPEAT)
+    records = [
+        _record(5, TrialState.COMPLETE, repeat, 0.9),        # the resumed original, finished last
+        _record(2, TrialState.COMPLETE, repeat, 0.6),        # the first COMPLETE of the unit: counted
+        _record(0, TrialState.COMPLETE, screen, 0.5),
+        _record(1, TrialState.FAIL, repeat),                 # the paused trial, failed by another worker
+        _record(3, TrialState.COMPLETE, other_fold, 0.8),
+        _record(4, TrialState.COMPLETE, screen, 0.1),        # a second COMPLETE of the screening unit
+    ]
+    runs = completed_runs(records)
+    assert runs[a].runs == ((0, 0.5), (1, 0.7))  # seed 1 = mean of folds 0 (0.6, not 0.9) and 1
+    assert completed_runs(records[::-1])[a].runs == runs[a].runs
+
+
 def test_a_study_written_by_sweeper_0_1_reads_as_records(legacy_study):
     import optuna
 

@@ -104,3 +104,44 @@ def test_save_weights_from_the_file_and_the_flag():
     assert apply_overrides(saved).save_weights is True  # no flag: the file decides
     with pytest.raises(SweeperError, match="save_weights"):
         parse_space(dict(base, save_weights="sometimes"), source="w.yaml")
+
+
+def test_max_params_over_explicit_pairs_warns_that_it_has_no_effect(tmp_path):
+    import warnings
+
+    pairs = parse_space({"name": "p", "architectures": {"pairs": ["pspnet/mobilenet_v2"]}}, source="p.yaml")
+    with pytest.warns(UserWarning, match=r"--max-params has no effect: p\.yaml lists explicit architectures\.pairs"):
+        apply_overrides(pairs, max_params="1M")
+    filters = parse_space({"name": "f", "architectures": {"archs": ["unet"]}}, source="f.yaml")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the budget filters a zoo space: no warning
+        assert apply_overrides(filters, max_params="1M").architectures.max_params == 1_000_000
+
+
+def test_the_max_params_warning_is_one_line_of_tune_and_the_pairs_stay(tmp_path):
+    """Through the CLI: one ``warning:`` line on stderr, printed as the flags are read (here before
+    the error of a missing annotation file stops the command); and the listed pair (2.3M
+    parameters, over the 1M budget) is still a candidate: the flag really has no effect."""
+    import yaml
+    from typer.testing import CliRunner
+
+    from sweeper.cli import app
+    from sweeper.sweep.candidates import resolve_candidates
+
+    space = tmp_path / "pairs.yaml"
+    space.write_text(yaml.safe_dump({
+        "name": "pairs", "recipe": {"epochs": 1, "batch_size": 8, "image_size": 64},
+        "architectures": {"pairs": ["pspnet/mobilenet_v2"]}, "seeds": [0], "pruner": "none", "trials": 1}))
+    result = CliRunner().invoke(app, ["tune", "--space", str(space), "--storage", str(tmp_path / "p.db"),
+                                      "--max-params", "1M", "--train-json", str(tmp_path / "missing.json")])
+    assert result.exit_code == 2, result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 2 and lines[1].startswith("error: ") and "missing.json" in lines[1], result.stderr
+    assert lines[0].startswith("warning: --max-params has no effect: ") and lines[0].endswith(
+        "lists explicit architectures.pairs, which are run whatever their size"), result.stderr
+    assert not (tmp_path / "p.db").exists()
+
+    with pytest.warns(UserWarning, match="--max-params has no effect"):
+        budgeted = apply_overrides(load_space(space), max_params="1M")
+    [candidate] = resolve_candidates(budgeted, num_classes=4)
+    assert candidate.key == "pspnet/mobilenet_v2" and candidate.params > 1_000_000
