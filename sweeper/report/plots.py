@@ -134,7 +134,8 @@ def plotly_figure(ranking: Ranking, *, max_rows: int | None = 40) -> Any:
     import plotly.graph_objects as go
 
     rows = _plot_rows(ranking, max_rows)[::-1]
-    labels = [row_label(row) for row in rows]
+    # The verdict rides in the axis label, clear of the bars however narrow the dashboard's panel.
+    labels = [f"{row_label(row)}  {verdict_text(row)}" for row in rows]
     gaps = [row.gap for row in rows]
     plus = [_interval(row)[1] - row.gap for row in rows]
     minus = [row.gap - _interval(row)[0] for row in rows]
@@ -148,9 +149,9 @@ def plotly_figure(ranking: Ranking, *, max_rows: int | None = 40) -> Any:
     symbols = ["star" if row.verdict == BEST else ("circle-open" if row.single_run else "circle") for row in rows]
     fig = go.Figure(
         go.Scatter(
-            x=gaps, y=labels, mode="markers+text", text=[verdict_text(row) for row in rows],
-            textposition="middle right", textfont={"size": 10, "color": colours},
-            marker={"color": colours, "size": [14 if row.verdict == BEST else 9 for row in rows], "symbol": symbols},
+            x=gaps, y=labels, mode="markers",
+            marker={"color": colours, "size": [14 if row.verdict == BEST else 9 for row in rows], "symbol": symbols,
+                    "line": {"color": colours, "width": 2}},
             error_x={"type": "data", "symmetric": False, "array": plus, "arrayminus": minus},
             hovertext=hover, hoverinfo="text", name="gap to the best",
         )
@@ -162,9 +163,8 @@ def plotly_figure(ranking: Ranking, *, max_rows: int | None = 40) -> Any:
     fig.add_vline(x=0, line_width=1, line_color="black")
     fig.update_layout(
         title=f"Verdicts against the best ({ranking.best_key})",
-        xaxis_title=f"mIoU gap to the best, simultaneous {1 - ranking.alpha:.0%} intervals (hollow: one run)",
+        xaxis_title=f"gap to the best (mIoU), {1 - ranking.alpha:.0%} simultaneous; hollow: 1 run",
         height=220 + 26 * max(len(rows), 1),
-        margin={"r": 160},
         showlegend=False,
     )
     return fig

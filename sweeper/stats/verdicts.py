@@ -45,7 +45,7 @@ PROCEDURE = "Tukey-Kramer simultaneous intervals vs the best, one-way, max-var"
 #: A candidate whose sd is over this many times the pooled sd is called out in the table.
 NOISY_RATIO = 2.0
 #: Racing stops giving seeds to a candidate whose seeds_to_decide exceeds this many times the budget.
-HOPELESS_FACTOR = 1.5
+HOPELESS_FACTOR = 1.3
 #: seeds_to_decide beyond this reads "more than" (infinity).
 MAX_SEEDS_TO_DECIDE = 1000
 
@@ -145,9 +145,13 @@ def decide(values: Any, *, rope: float = 0.01, alpha: float = 0.05) -> Verdicts:
 
     p = np.full(k_all, np.nan)
     if df > 0 and k >= 2:
-        for i in np.flatnonzero(np.isfinite(se)):
-            q = math.sqrt(2.0) * abs(gap[i]) / se[i] if se[i] > 0 else (math.inf if gap[i] != 0 else 0.0)
-            p[i] = float(studentized_range_sf(q, k, math.floor(min(gap_df[i], 1e6) * 10) / 10))
+        ok = np.flatnonzero(np.isfinite(se))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            q = np.where(se[ok] > 0, math.sqrt(2.0) * np.abs(gap[ok]) / se[ok], np.where(gap[ok] != 0, np.inf, 0.0))
+        rounded = np.floor(np.minimum(gap_df[ok], 1e6) * 10) / 10
+        for d in np.unique(rounded):  # one vectorised call per distinct df
+            at = rounded == d
+            p[ok[at]] = studentized_range_sf(q[at], k, float(d))
 
     # Predicted with the critical value the comparison will have once runs accumulate (df -> a
     # large number): "the seeds that would likely decide it", neither hopeful nor alarmist.
@@ -165,19 +169,19 @@ def _seeds_to_decide(gap, var, n_side, n_best, crit: np.ndarray, rope, verdict) 
     the distance from the gap to the nearer edge it must clear: ``-rope - gap`` for "worse",
     ``rope - |gap|`` for "equivalent". The noise and gap are taken as they are now."""
     out = np.full(gap.shape, np.nan)
+    best = np.flatnonzero(verdict == BEST)
+    if not best.size:
+        return out
+    best_var = var[int(best[0])]
     for i in np.flatnonzero((verdict == UNDECIDED) & np.isfinite(crit)):
         room = -rope - gap[i] if gap[i] < -rope else rope - abs(gap[i])
-        if room <= 0:
+        # From m = max(current runs of the two sides) on, se(m)^2 = (var_i + var_best) / m.
+        total = var[i] + best_var
+        if room <= 0 or not math.isfinite(total):
             out[i] = math.inf
             continue
-        best_var = var[int(np.flatnonzero(verdict == BEST)[0])]
-        for m in range(int(max(n_side[i], n_best[i])), MAX_SEEDS_TO_DECIDE + 1):
-            se = math.sqrt(var[i] / max(n_side[i], m) + best_var / max(n_best[i], m))
-            if crit[i] * se < room:
-                out[i] = m
-                break
-        else:
-            out[i] = math.inf
+        m = max(int(max(n_side[i], n_best[i])), math.floor(total * (crit[i] / room) ** 2) + 1)
+        out[i] = m if m <= MAX_SEEDS_TO_DECIDE else math.inf
     return out
 
 
@@ -194,7 +198,7 @@ def needs_more_seeds(values: Any, max_seeds: int, *, rope: float = 0.01, alpha: 
 
     The same rule as the table: a candidate gets seeds while its verdict is ``undecided``, it has
     fewer than ``max_seeds`` runs, and it is not hopeless (a candidate with two or more runs whose
-    :attr:`Verdicts.seeds_to_decide` exceeds 1.5 times the budget stops); the
+    :attr:`Verdicts.seeds_to_decide` exceeds 1.3 times the budget stops); the
     best gets seeds while anyone is flagged (its noise is half of every comparison). Candidates
     without runs are never flagged (screening and retries are the caller's job). When nothing is
     flagged, the undecided rows are those the seed budget could not resolve, and their
@@ -203,7 +207,7 @@ def needs_more_seeds(values: Any, max_seeds: int, *, rope: float = 0.01, alpha: 
     if int(max_seeds) != max_seeds or max_seeds < 1:
         raise SweeperError(f"max_seeds must be a whole number >= 1, got {max_seeds!r}")
     v = decide(values, rope=rope, alpha=alpha)
-    # A candidate with runs of its own that half as many seeds again as the budget would still not
+    # A candidate with runs of its own that 1.3 times the budget would still not
     # decide (at its present gap and noise) gets no more: its seeds would be spent on an
     # "undecided" anyway. The margin absorbs the noise of that forecast; with one run the gap is
     # too rough a guide, so it keeps its chance. (benchmarks/stats_sim.py measures the trade.)

@@ -19,11 +19,11 @@ def test_plotly_figure_draws_every_gap_with_its_interval_and_verdict(ranking):
     trace = fig.data[0]
     rows = [row for row in ranking.rows if row.n > 0][::-1]
     assert list(trace.x) == [row.gap for row in rows]
-    assert trace.y[-1].startswith("unet / resnet34") and trace.x[-1] == 0.0
+    assert trace.y[-1] == "unet / resnet34  ★ best" and trace.x[-1] == 0.0
     second = rows[-2]
     assert trace.error_x.array[-2] == pytest.approx(second.gap_high - second.gap)
     assert trace.error_x.arrayminus[-2] == pytest.approx(second.gap - second.gap_low)
-    assert list(trace.text) == [R.verdict_text(row) for row in rows]
+    assert [label.split("  ", 1)[1] for label in trace.y] == [R.verdict_text(row) for row in rows]
     assert trace.marker.symbol[0] == "circle-open" and rows[0].single_run  # one run: hollow
     assert trace.marker.symbol[-1] == "star"
 

@@ -119,14 +119,14 @@ def test_racing_stops_for_the_decided_and_the_best_runs_while_anyone_is_open():
     v = S.decide(x, rope=0.01)
     assert list(v.verdict) == [S.BEST, S.UNDECIDED] + [S.WORSE] * 4
     assert v.seeds_to_decide[1] == 6  # 0.005 from the ROPE's edge at sd 0.003
-    assert list(S.needs_more_seeds(x, 4, rope=0.01)) == [True, True, False, False, False, False]
-    assert not S.needs_more_seeds(x, 3, rope=0.01).any()  # 6 > 1.5 x 3 seeds: hopeless, stop
+    assert list(S.needs_more_seeds(x, 5, rope=0.01)) == [True, True, False, False, False, False]
+    assert not S.needs_more_seeds(x, 4, rope=0.01).any()  # 6 > 1.3 x 4 seeds: hopeless, stop
 
 
 def test_a_candidate_the_budget_cannot_decide_gets_no_more_seeds():
     x = matrix(0.70, 0.69, 0.62)  # the runner-up sits on the ROPE's edge: ~inf seeds
     v = S.decide(x, rope=0.01)
-    assert v.verdict[1] == S.UNDECIDED and v.seeds_to_decide[1] > 1.5 * 5
+    assert v.verdict[1] == S.UNDECIDED and v.seeds_to_decide[1] > S.verdicts.HOPELESS_FACTOR * 5
     assert not S.needs_more_seeds(x, 5, rope=0.01).any()
     one_run = np.array([[0.70, 0.69], [0.71, np.nan]])  # one run: too rough to give up on
     assert S.needs_more_seeds(one_run, 5, rope=0.01)[1]
@@ -157,6 +157,6 @@ def test_racing_by_the_verdicts_ends_with_every_row_decided_or_out_of_budget():
     v = S.decide(x, rope=0.01)
     n = np.isfinite(x).sum(axis=0)
     for i in np.flatnonzero(v.verdict == S.UNDECIDED):
-        assert n[i] == 5 or v.seeds_to_decide[i] > 1.5 * 5
+        assert n[i] == 5 or v.seeds_to_decide[i] > S.verdicts.HOPELESS_FACTOR * 5
     assert n.sum() < 0.7 * x.size  # racing spent fewer runs than 5 seeds for everyone
     assert (v.verdict == S.WORSE).sum() >= 5

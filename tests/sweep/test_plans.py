@@ -57,7 +57,7 @@ def test_screening_runs_the_first_trials_candidates_once_then_races_the_close_on
 
     for row in rank_records(records, rope=0.01).rows:
         if row.verdict == stats.UNDECIDED:
-            assert row.n == 5 or row.seeds_to_decide > 1.5 * 5
+            assert row.n == 5 or row.seeds_to_decide > stats.verdicts.HOPELESS_FACTOR * 5
     # Far below the best (25 sd and more): screened once, never repeated.
     assert seeds[KEYS[3]] == [0] and seeds[KEYS[4]] == [0]
     assert KEYS[5] not in seeds
