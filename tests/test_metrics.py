@@ -58,3 +58,17 @@ def test_meter_agrees_with_smp_metrics():
     smp_iou = smp.metrics.iou_score(tp.sum(0, keepdim=True), fp.sum(0, keepdim=True), fn.sum(0, keepdim=True),
                                     tn.sum(0, keepdim=True))
     assert np.allclose(meter.compute().iou, smp_iou[0].numpy())
+
+
+def test_majority_class_miou_is_the_score_of_predicting_the_majority_everywhere():
+    from sweeper.metrics import majority_class_miou
+
+    masks = [np.array([[0, 0, 1], [0, 2, 2]]), np.array([[0, 0, 0], [9, 1, 0]])]  # 9: outside, ignored
+    # background 7 of 11 valid pixels; classes 0, 1, 2 present: IoU 7/11, 0, 0
+    assert majority_class_miou(masks, 3) == pytest.approx((7 / 11) / 3)
+    pred = [np.zeros_like(m) for m in masks]
+    truth = np.concatenate([m.ravel() for m in masks])
+    keep = truth < 3
+    matrix = np.zeros((3, 3))
+    np.add.at(matrix, (truth[keep], np.concatenate([p.ravel() for p in pred])[keep]), 1)
+    assert majority_class_miou(masks, 3) == pytest.approx(scores_from_confusion(matrix).miou)

@@ -7,19 +7,13 @@ are imported inside the plotting functions, so importing this package stays chea
 
 from __future__ import annotations
 
+from sweeper.report.exports import CSV_COLUMNS, from_csv, from_json, row_record, to_csv, to_dict, to_json
 from sweeper.report.plots import Curve, forest_plot, plot_curves, plotly_figure
 from sweeper.report.ranking import (
-    CSV_COLUMNS,
-    from_csv,
-    from_json,
     legend,
     noise_line,
     notes,
     render_table,
-    row_record,
-    to_csv,
-    to_dict,
-    to_json,
     to_markdown,
     verdict_text,
 )

@@ -9,16 +9,8 @@ import sys
 from pathlib import Path
 
 from sweeper.errors import SweeperError
-from sweeper.sweep.storage import (
-    artifact_dir,
-    is_journal,
-    local_file,
-    mask_url,
-    open_storage,
-    shown_url,
-    storage_url,
-    writes_to,
-)
+from sweeper.sweep.disk import writes_to
+from sweeper.sweep.storage import artifact_dir, is_journal, local_file, mask_url, open_storage, shown_url, storage_url
 
 
 def publish_to_dashboard(study_name: str, storage: str | None, ranking) -> None:

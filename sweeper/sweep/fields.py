@@ -60,3 +60,14 @@ def int_list(value: Any, where: str, *, minimum: int) -> tuple[int, ...]:
     ):
         raise SweeperError(f"{where}: expected a non-empty list of integers >= {minimum}, got {value!r}")
     return tuple(value)
+
+
+def check_recipe_fields(config) -> None:
+    """The recipe fields that ``validate_config`` leaves to the first trial to trip over."""
+    for key in ("channels_last", "deterministic"):
+        expect_bool(getattr(config, key), key)
+    for key in ("weight_decay", "momentum"):
+        non_negative(getattr(config, key), key)
+    workers = config.num_workers
+    if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 0):
+        raise SweeperError(f"num_workers: expected null or an integer >= 0, got {workers!r}")

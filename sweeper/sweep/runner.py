@@ -27,9 +27,10 @@ from pathlib import Path
 
 from sweeper.errors import Interrupted, SweeperError, one_line
 from sweeper.sweep import records
+from sweeper.sweep.disk import writes_to
 from sweeper.sweep.plans import SAMPLE, WAIT, BasePlan
 from sweeper.sweep.records import Unit
-from sweeper.sweep.storage import fail_stale_trials, heartbeat_grace_s, this_worker, writes_to
+from sweeper.sweep.workers import fail_stale_trials, heartbeat_grace_s, this_worker
 
 Events = Callable[[str, dict], None]
 

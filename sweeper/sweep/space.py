@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import atexit
 import contextlib
-import math
 from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
@@ -35,6 +34,7 @@ from typing import Any
 from sweeper.errors import SweeperError, did_you_mean
 from sweeper.sweep.fields import (
     check_keys,
+    check_recipe_fields,
     choice,
     expect_bool,
     int_list,
@@ -42,6 +42,7 @@ from sweeper.sweep.fields import (
     positive_int,
     to_number,
 )
+from sweeper.sweep.hparams import ParamSpec, check_param_values, parse_param
 
 #: The shipped spaces: package data (``sweeper/spaces/*.yaml``), so a wheel carries them.
 SPACES_DIR = resources.files("sweeper") / "spaces"
@@ -56,39 +57,11 @@ TOP_KEYS = ("name", "data", "split", "folds", "recipe", "architectures", "hparam
 DATA_KEYS = ("train_json", "image_root", "val_json", "val_root")
 SPLIT_KEYS = ("scheme", "val_fraction", "n_splits", "group_field", "group_regex", "seed")
 ARCH_KEYS = ("max_params", "archs", "encoders", "exclude", "timm", "pairs")
-PARAM_KEYS = ("type", "low", "high", "log", "step", "choices")
-PARAM_TYPES = ("float", "int", "categorical")
 OBJECTIVES = ("best", "last")
-#: TrainConfig fields that a space may vary (the rest define the data and the device).
-TUNABLE = ("lr", "weight_decay", "momentum", "batch_size", "epochs", "image_size", "loss", "optimizer",
-           "scheduler", "augment_strength", "amp", "channels_last")
 #: TrainConfig fields a recipe may set.
 RECIPE_KEYS = ("encoder_weights", "epochs", "batch_size", "image_size", "optimizer", "lr", "weight_decay", "momentum",
                "loss", "scheduler", "amp", "channels_last", "deterministic", "device", "num_workers", "augment",
                "augment_strength")
-
-
-@dataclass(frozen=True)
-class ParamSpec:
-    """One hyper-parameter range, sampled by Optuna's TPE."""
-
-    name: str
-    type: str
-    low: float | None = None
-    high: float | None = None
-    log: bool = False
-    step: float | None = None
-    choices: tuple = ()
-
-    def distribution(self):
-        import optuna
-
-        if self.type == "float":
-            return optuna.distributions.FloatDistribution(self.low, self.high, log=self.log, step=self.step)
-        if self.type == "int":
-            return optuna.distributions.IntDistribution(int(self.low), int(self.high), log=self.log,
-                                                        step=int(self.step or 1))
-        return optuna.distributions.CategoricalDistribution(list(self.choices))
 
 
 @dataclass(frozen=True)
@@ -241,7 +214,7 @@ def parse_space(raw: dict, *, source: str = "space", default_name: str = "sweep"
     base = TrainConfig(data=DataConfig(**data), split=split_cfg, **recipe)
     try:
         validate_config(base, pair=False)
-        _check_fields(base)
+        check_recipe_fields(base)
     except SweeperError as exc:
         raise SweeperError(f"{source}: recipe.{str(exc).removeprefix('--')}") from None
     _check_augment(base.augment, base.image_size, augment_source)
@@ -253,9 +226,9 @@ def parse_space(raw: dict, *, source: str = "space", default_name: str = "sweep"
     hparams = raw.get("hparams") or {}
     if not isinstance(hparams, dict):
         raise SweeperError(f"{source}: hparams must be a mapping of field names to ranges or choice lists")
-    space.hparams = tuple(_param(k, v, source) for k, v in hparams.items())
+    space.hparams = tuple(parse_param(k, v, source) for k, v in hparams.items())
     for param in space.hparams:
-        _check_param_values(param, base, source)
+        check_param_values(param, base, source)
     if "seeds" in raw:
         space.seeds = parse_seeds(raw["seeds"], f"{source}: seeds")
     if "folds" in raw:
@@ -407,54 +380,6 @@ def _arch_space(arch: dict, source: str) -> ArchSpace:
     return space
 
 
-def _param(name: str, spec: Any, source: str) -> ParamSpec:
-    where = f"{source}: hparams.{name}"
-    if name not in TUNABLE:
-        raise SweeperError(f"{where}: not a tunable field{did_you_mean(name, TUNABLE)}; tunable: {', '.join(TUNABLE)}")
-    if isinstance(spec, list):
-        spec = {"type": "categorical", "choices": spec}
-    if not isinstance(spec, dict):
-        raise SweeperError(f"{where}: expected a mapping with type/low/high or type/choices")
-    check_keys(spec, PARAM_KEYS, source, f"hparams.{name}.")
-    kind = choice(spec.get("type", "categorical" if "choices" in spec else "float"), PARAM_TYPES, f"{where}.type")
-    if kind == "categorical":
-        choices = spec.get("choices")
-        if not isinstance(choices, list) or not choices:
-            raise SweeperError(f"{where}: categorical needs a non-empty choices list")
-        for extra in ("low", "high", "log", "step"):
-            if extra in spec:
-                raise SweeperError(f"{where}: {extra} does not apply to a categorical parameter")
-        return ParamSpec(name, kind, choices=tuple(choices))
-    if "choices" in spec:
-        raise SweeperError(f"{where}: choices apply to categorical parameters only")
-    low, high = to_number(spec.get("low")), to_number(spec.get("high"))
-    for label, value in (("low", low), ("high", high)):
-        if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
-            raise SweeperError(f"{where}: {label} must be a number, got {value!r}")
-    if low >= high:
-        raise SweeperError(f"{where}: low ({low}) must be below high ({high})")
-    log = expect_bool(spec.get("log", False), f"{where}.log")
-    if log and low <= 0:
-        raise SweeperError(f"{where}: a log range needs low > 0, got {low}")
-    step = spec.get("step")
-    if step is not None and (not isinstance(step, (int, float)) or step <= 0 or log):
-        raise SweeperError(f"{where}: step must be a positive number and cannot combine with log")
-    if kind == "int" and not (float(low).is_integer() and float(high).is_integer()):
-        raise SweeperError(f"{where}: an int range needs integer bounds")
-    return ParamSpec(name, kind, low=low, high=high, log=log, step=step)
-
-
-def _check_fields(config) -> None:
-    """The recipe fields that ``validate_config`` leaves to the first trial to trip over."""
-    for key in ("channels_last", "deterministic"):
-        expect_bool(getattr(config, key), key)
-    for key in ("weight_decay", "momentum"):
-        non_negative(getattr(config, key), key)
-    workers = config.num_workers
-    if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 0):
-        raise SweeperError(f"num_workers: expected null or an integer >= 0, got {workers!r}")
-
-
 def _check_augment(recipe: Any, image_size: int, source: str) -> None:
     """Build the augmentation pipelines once now, so that a typo fails on load, not in a trial."""
     if recipe is None:
@@ -464,23 +389,6 @@ def _check_augment(recipe: Any, image_size: int, source: str) -> None:
     from sweeper.augment import build_transforms
 
     build_transforms(recipe, size=image_size, source=source)
-
-
-def _check_param_values(param: ParamSpec, base: Any, source: str) -> None:
-    """Every choice, and both ends of a range, must be a value the recipe field accepts."""
-    from sweeper.training import validate_config
-
-    values = param.choices if param.type == "categorical" else (param.low, param.high)
-    if param.type == "int":
-        values = tuple(int(v) for v in values)
-    for value in values:
-        try:
-            config = replace(base, **{param.name: value})
-            validate_config(config, pair=False)
-            _check_fields(config)
-        except SweeperError as exc:
-            message = str(exc).removeprefix(f"{param.name}: ")
-            raise SweeperError(f"{source}: hparams.{param.name}: {message}") from None
 
 
 def _pruner(value: Any, source: str) -> PrunerSpec:

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from sweeper.errors import SweeperError, did_you_mean, one_line
+from sweeper.sweep.disk import writes_to
 from sweeper.sweep.records import (
     NOISE,
     CandidateKey,
@@ -26,7 +27,7 @@ from sweeper.sweep.records import (
     read_records,
     write_study,
 )
-from sweeper.sweep.storage import artifact_dir, mask_url, open_storage, shown_url, study_names, writes_to
+from sweeper.sweep.storage import artifact_dir, mask_url, open_storage, shown_url, study_names
 
 
 @dataclass
@@ -106,7 +107,7 @@ def run_sweep(space, *, storage: str | None = None, study_name: str | None = Non
     from sweeper.sweep.plans import ScreenThenRace
     from sweeper.sweep.ranking import rank_records
     from sweeper.sweep.runner import Runner
-    from sweeper.sweep.storage import fail_dead_local_trials
+    from sweeper.sweep.workers import fail_dead_local_trials
 
     data, candidates = _prepare(space)
     folder = artifact_dir(storage, artifacts) if space.save_weights else None
@@ -228,7 +229,7 @@ def run_noise(space, *, arch: str | None, encoder: str | None, n_seeds: int, sto
     from sweeper.sweep.candidates import resolve_candidates
     from sweeper.sweep.plans import FixedUnits
     from sweeper.sweep.runner import Runner
-    from sweeper.sweep.storage import fail_dead_local_trials
+    from sweeper.sweep.workers import fail_dead_local_trials
     from sweeper.training import check_pair_names, prepare_data
 
     data = prepare_data(space.base)

@@ -258,3 +258,20 @@ def test_a_bad_runs_csv_is_one_line_naming_the_row(tmp_path, text, needle):
     assert len(result.stderr.strip().splitlines()) == 1
     missing = runner.invoke(app, ["report", "--runs", str(tmp_path / "none.csv")])
     assert missing.exit_code == 2 and "does not exist" in missing.stderr
+
+
+def test_the_trivial_baseline_is_shown_and_warns_when_no_model_beats_it(tmp_path):
+    from sweeper.sweep.records import write_study
+
+    db = tmp_path / "b.db"
+    study = _make_study(db)
+    write_study(study, baseline_miou=0.20)
+    shown = runner.invoke(app, ["report", "--storage", str(db)])
+    assert shown.exit_code == 0, shown.output
+    assert "Trivial baseline: predicting the majority class everywhere scores mIoU 0.2000" in shown.stdout
+    assert "no model learned" not in shown.output
+    write_study(study, baseline_miou=0.595)  # the best (about 0.60) is within the ROPE of it
+    warned = runner.invoke(app, ["report", "--storage", str(db), "--format", "json"])
+    data = json.loads(warned.stdout)
+    assert data["baseline_miou"] == 0.595 and data["no_model_learned"] is True
+    assert any("no model learned the task" in w for w in data["warnings"])

@@ -21,7 +21,8 @@ from optuna.trial import TrialState
 
 from sweeper.errors import SweeperError
 from sweeper.sweep import records
-from sweeper.sweep.storage import open_storage, repair_journal, writes_to
+from sweeper.sweep.disk import repair_journal, writes_to
+from sweeper.sweep.storage import open_storage
 
 
 @pytest.fixture
@@ -148,7 +149,7 @@ def test_a_file_size_limit_gives_the_same_error_without_root(tmp_path):
     code = (
         "import optuna, sys\n"
         "from sweeper.sweep import records\n"
-        "from sweeper.sweep.storage import open_storage, writes_to\n"
+        "from sweeper.sweep.disk import writes_to\nfrom sweeper.sweep.storage import open_storage\n"
         "from sweeper.errors import SweeperError\n"
         f"study = optuna.load_study(study_name='s', storage=open_storage({str(path)!r}))\n"
         "try:\n"

@@ -11,15 +11,8 @@ from optuna.trial import TrialState
 
 from sweeper.errors import SweeperError
 from sweeper.sweep import records
-from sweeper.sweep.storage import (
-    artifact_dir,
-    fail_dead_local_trials,
-    fail_trial,
-    mask_url,
-    open_storage,
-    storage_url,
-    study_names,
-)
+from sweeper.sweep.storage import artifact_dir, mask_url, open_storage, storage_url, study_names
+from sweeper.sweep.workers import fail_dead_local_trials, fail_trial
 
 
 def test_storage_urls_and_masking(tmp_path):
@@ -95,7 +88,7 @@ def test_a_trial_that_never_sent_a_heartbeat_is_failed_after_the_grace_period(tm
 
     import optuna
 
-    from sweeper.sweep.storage import fail_stale_trials
+    from sweeper.sweep.workers import fail_stale_trials
 
     monkeypatch.setenv("SWEEPER_GRACE_S", "1")
     storage = str(tmp_path / "h.db")
@@ -124,7 +117,7 @@ def test_journal_dead_workers_with_a_reused_pid_or_no_worker_record(tmp_path, mo
     records.write(reused, worker={"host": socket.gethostname(), "pid": os.getppid(), "started": 1})
     study.ask()  # killed before its worker record was written
     live = study.ask()
-    from sweeper.sweep.storage import this_worker
+    from sweeper.sweep.workers import this_worker
 
     records.write(live, worker=dict(this_worker(), pid=os.getppid(), started=this_worker_start(os.getppid())))
     assert fail_dead_local_trials(study) == 1
@@ -134,7 +127,7 @@ def test_journal_dead_workers_with_a_reused_pid_or_no_worker_record(tmp_path, mo
 
 
 def this_worker_start(pid):
-    from sweeper.sweep.storage import _process_start
+    from sweeper.sweep.workers import _process_start
 
     return _process_start(pid)
 

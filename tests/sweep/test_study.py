@@ -73,6 +73,19 @@ def test_sweep_ranks_resumes_and_uses_common_seeds(tmp_path):
     for t in trials:  # what the dashboard shows of a run
         for key in ("config", "history", "per_class_iou", "params_count", "wall_time_s", "images_per_s", "versions"):
             assert getattr(t, key) is not None, key
+    # The trivial baseline is recorded with the study and shown under the table.
+    import optuna
+
+    from sweeper.sweep.records import StudyRecord
+    from sweeper.sweep.study import trivial_miou
+    from sweeper.training import prepare_data
+
+    space = tiny_space()
+    stored = StudyRecord.from_study(optuna.load_study(study_name="tiny", storage=open_storage(storage))).baseline_miou
+    assert stored == pytest.approx(trivial_miou(prepare_data(space.base))) and 0 < stored < 1
+    assert first.ranking.baseline == stored
+    # One epoch on 24 images learns little: the warning says so exactly when the best is within the ROPE.
+    assert first.ranking.no_model_learned == (first.ranking.rows[0].mean - stored <= 0.01)
     # Resume: the same command trains nothing new and keeps every trial.
     again = run_sweep(tiny_space(), storage=storage)
     assert again.trained == 0
