@@ -12,6 +12,10 @@ from sweeper.errors import SweeperError
 from sweeper.sweep.disk import writes_to
 from sweeper.sweep.storage import artifact_dir, is_journal, local_file, mask_url, open_storage, shown_url, storage_url
 
+#: What the note says first: the dashboard's own "Best Trial" card is one lucky run, not sweeper's answer.
+NOTE_PREAMBLE = ("The **Best Trial** card above shows the single best *run* (one seed). sweeper's best is "
+                 "the best *mean over seeds*, **{best}**, and every candidate's verdict against it is below.\n\n")
+
 
 def publish_to_dashboard(study_name: str, storage: str | None, ranking) -> None:
     """Save the ranked table as the study's note and a CI figure, for optuna-dashboard."""
@@ -21,7 +25,7 @@ def publish_to_dashboard(study_name: str, storage: str | None, ranking) -> None:
     from sweeper import report
 
     study = optuna.load_study(study_name=study_name, storage=open_storage(storage))
-    note = "# sweeper ranking\n\n" + report.to_markdown(ranking)
+    note = "# sweeper ranking\n\n" + NOTE_PREAMBLE.format(best=ranking.best_key) + report.to_markdown(ranking)
     with writes_to(shown_url(storage)):
         save_note(study, note)
         save_plotly_graph_object(study, report.plotly_figure(ranking), graph_object_id="sweeper-ranking")

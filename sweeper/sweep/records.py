@@ -252,8 +252,9 @@ def completed_runs(records: list[TrialRecord]) -> dict[CandidateKey, CandidateRu
 
 #: User attributes of the study itself: the data split it was made with (a resumed study must
 #: use the same one), the space file and recipe it came from, where its weight files are, and
-#: the mIoU of predicting the majority class everywhere on the first fold's validation images.
-STUDY_ATTRS = ("split_key", "space", "recipe", "artifacts_dir", "baseline_miou")
+#: the mIoU of predicting the majority class everywhere on the first fold's validation images, and
+#: the ranked best candidate (by mean over seeds) after the last tune.
+STUDY_ATTRS = ("split_key", "space", "recipe", "artifacts_dir", "baseline_miou", "ranked_best")
 
 
 @dataclass(frozen=True)
@@ -263,6 +264,9 @@ class StudyRecord:
     recipe: dict | None = None
     artifacts_dir: str | None = None
     baseline_miou: float | None = None
+    #: The ranked table's best after the last tune: ``{"candidate", "mean_miou", "n", "verdicts"}``,
+    #: so that anyone reading the storage finds sweeper's answer, not only Optuna's best single run.
+    ranked_best: dict | None = None
 
     @classmethod
     def from_study(cls, study) -> StudyRecord:

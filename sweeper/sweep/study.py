@@ -122,6 +122,7 @@ def run_sweep(space, *, storage: str | None = None, study_name: str | None = Non
                 write_study(study, artifacts_dir=str(folder.resolve()))
         if StudyRecord.from_study(study).baseline_miou is None:
             write_study(study, baseline_miou=trivial_miou(data))
+        name_the_metric(study)
         stale = fail_dead_local_trials(study)
     summary = SweepSummary(study_name=study.study_name, storage=shown_url(storage), candidates=len(candidates))
     if stale:
@@ -135,6 +136,13 @@ def run_sweep(space, *, storage: str | None = None, study_name: str | None = Non
     summary.messages += counts.messages
     summary.ranking = rank_records(read_records(study), rope=space.rope,
                                    baseline=StudyRecord.from_study(study).baseline_miou)
+    if summary.ranking is not None:
+        from sweeper import stats
+
+        top = summary.ranking.rows[0]
+        with writes_to(shown_url(storage)):
+            write_study(study, ranked_best={"candidate": top.candidate.key, "mean_miou": top.mean, "n": top.n,
+                                            "verdicts": {v: summary.ranking.count(v) for v in stats.VERDICTS}})
     return summary
 
 
@@ -188,6 +196,13 @@ def recipe_changes(stored: dict, current: dict) -> list[str]:
         elif a != b:
             changed.append(key)
     return changed
+
+
+def name_the_metric(study) -> None:
+    """Tell Optuna the objective is mIoU, so the dashboard's axis and ``optuna trials`` say so
+    (not "Objective 0"). Written only once the study has passed its checks."""
+    if study.metric_names is None:
+        study.set_metric_names(["mIoU"])
 
 
 def check_same_split(study, space, data) -> None:
@@ -246,6 +261,7 @@ def run_noise(space, *, arch: str | None, encoder: str | None, n_seeds: int, sto
     study = open_study(space, storage, study_name)
     with writes_to(shown_url(storage)):
         check_same_split(study, space, data)
+        name_the_metric(study)
         fail_dead_local_trials(study)
     key = CandidateKey.of(arch, encoder)
     units = [Unit(key, seed, space.folds[0], NOISE) for seed in space.seeds]

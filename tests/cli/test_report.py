@@ -94,6 +94,8 @@ def test_report_writes_plots_and_the_note_only_with_save_note(tmp_path):
     result = runner.invoke(app, ["report", "--storage", str(db), "--save-note"])
     assert result.exit_code == 0 and "dashboard note" in result.stderr, result.output
     assert any("sweeper ranking" in v for v in _notes(db))
+    # The note says plainly that the dashboard's "Best Trial" is one run, and names sweeper's best.
+    assert any("single best *run* (one seed)" in v and "**unet/resnet18**" in v for v in _notes(db))
 
 
 def test_the_old_note_flags_still_work(tmp_path):

@@ -84,6 +84,11 @@ def test_sweep_ranks_resumes_and_uses_common_seeds(tmp_path):
     stored = StudyRecord.from_study(optuna.load_study(study_name="tiny", storage=open_storage(storage))).baseline_miou
     assert stored == pytest.approx(trivial_miou(prepare_data(space.base))) and 0 < stored < 1
     assert first.ranking.baseline == stored
+    opened = optuna.load_study(study_name="tiny", storage=open_storage(storage))
+    assert opened.metric_names == ["mIoU"]  # the dashboard's axis and `optuna trials` say what the value is
+    best = StudyRecord.from_study(opened).ranked_best  # sweeper's answer, for anyone reading the storage
+    assert best["candidate"] == first.ranking.best_key and best["n"] == first.ranking.rows[0].n
+    assert sum(best["verdicts"].values()) == len(first.ranking.rows)
     # One epoch on 24 images learns little: the warning says so exactly when the best is within the ROPE.
     assert first.ranking.no_model_learned == (first.ranking.rows[0].mean - stored <= 0.01)
     # Resume: the same command trains nothing new and keeps every trial.
