@@ -30,33 +30,51 @@ class Curve(NamedTuple):
     miou: list[float]
 
 
-def plot_curves(curves: Iterable[Curve], path: str | Path) -> Path:
-    """Write a PNG of validation mIoU per epoch, one line per run and one colour per candidate.
+#: Line styles that tell the seeds of one candidate apart (its colour is shared).
+SEED_STYLES = ("-", "--", ":", "-.")
 
-    The x axis shows ``epoch + 1`` (the first epoch is 1); a run without epochs is left out.
+
+def plot_curves(curves: Iterable[Curve], path: str | Path) -> Path:
+    """Write a PNG of validation mIoU per epoch: one colour per candidate, one line style per seed
+    (solid for the first seed a candidate ran, dashed for the second...), the legend outside the data.
+
+    Epochs are numbered as the records number them (0 first, as ``best_epoch`` and the
+    dashboard's intermediate values do), on integer ticks. A run without epochs is left out.
     Returns the path written.
     """
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
+    from matplotlib.lines import Line2D
+    from matplotlib.ticker import MaxNLocator
 
-    fig = Figure(figsize=(8, 5))
+    fig = Figure(figsize=(9.6, 5))
     FigureCanvasAgg(fig)
     ax = fig.add_subplot(1, 1, 1)
     colours: dict[str, Any] = {}
+    seeds: dict[str, list[int]] = {}
     palette = [f"C{i}" for i in range(10)]
     for curve in curves:
         if not curve.epochs:
             continue
-        first = curve.candidate not in colours
         colour = colours.setdefault(curve.candidate, palette[len(colours) % len(palette)])
-        xs = [epoch + 1 for epoch in curve.epochs]
+        order = seeds.setdefault(curve.candidate, [])
+        if curve.seed not in order:
+            order.append(curve.seed)
+        style = SEED_STYLES[order.index(curve.seed) % len(SEED_STYLES)]
         ys = [float("nan") if m is None else m for m in curve.miou]
-        ax.plot(xs, ys, color=colour, alpha=0.8, linewidth=1.2, label=curve.candidate if first else None)
-    ax.set_xlabel("epoch")
+        ax.plot(list(curve.epochs), ys, color=colour, linestyle=style, alpha=0.8, linewidth=1.4)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_xlabel("epoch (0 = first, as recorded)")
     ax.set_ylabel("validation mIoU (dataset level)")
     ax.set_title("learning curves (one line per run)")
     if colours:
-        ax.legend(fontsize=7, loc="lower right")
+        handles = [Line2D([], [], color=c, linewidth=2) for c in colours.values()]
+        labels = list(colours)
+        most = max(len(v) for v in seeds.values())
+        for k in range(min(most, len(SEED_STYLES))):
+            handles.append(Line2D([], [], color="gray", linestyle=SEED_STYLES[k]))
+            labels.append(f"{k + 1}{('st', 'nd', 'rd')[k] if k < 3 else 'th'} seed run")
+        ax.legend(handles, labels, fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0)
     fig.tight_layout()
     path = Path(path)
     fig.savefig(path, dpi=120)

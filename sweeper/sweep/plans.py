@@ -59,6 +59,11 @@ class BasePlan(abc.ABC):
         """Optuna params to enqueue a unit with, so that the sampler sees them (none by default)."""
         return {}
 
+    def progress(self, records: Sequence[TrialRecord]) -> tuple[str, int, int | None]:
+        """``(phase, units settled, units in the phase or None when not known ahead)``, for a live
+        view; by default the units settled so far, of an unknown total."""
+        return "units", sum(r.holds_unit and not r.is_running for r in records), None
+
     def sample(self, trial, unit: Unit | None) -> Unit | None:
         """The unit of a trial the runner popped: ``unit`` if it was enqueued with one; plans that
         answer :data:`SAMPLE` ask the trial's sampler here. None: the trial has nothing to run (a
@@ -72,6 +77,10 @@ class FixedUnits(BasePlan):
     def __init__(self, space, units: Sequence[Unit]):
         self.space = space
         self.units = list(units)
+
+    def progress(self, records):
+        held = {r.unit.key for r in records if r.holds_unit and not r.is_running}
+        return "runs", sum(u.key in held for u in self.units), len(self.units)
 
     def next_unit(self, records):
         held = held_units(list(records))
@@ -118,6 +127,18 @@ class ScreenThenRace(BasePlan):
 
     def prunable(self, unit):
         return unit.phase == SCREEN and self.space.pruner.type != "none"
+
+    def progress(self, records):
+        """Screening has a known size; racing's depends on the verdicts, so only its count shows."""
+        done = [r for r in records if r.holds_unit and not r.is_running]
+        screened = sum(r.unit.phase == SCREEN for r in done)
+        if not self.space.hparams:
+            total = len(self.screening_units())
+            if screened < total:
+                return "screening", screened, total
+        elif screened < self.space.trials * len(self.space.folds):
+            return "screening", screened, self.space.trials * len(self.space.folds)
+        return "racing repeats", sum(r.unit.phase == REPEAT for r in done), None
 
     def params(self, unit):
         if not self.space.hparams:

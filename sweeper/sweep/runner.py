@@ -215,7 +215,11 @@ class Runner:
         from sweeper.training import train_run
 
         history: list[dict] = []
-        self.events("start", {"unit": unit, "trial": trial.number, "epochs": config.epochs})
+        self.events("start", {"unit": unit, "trial": trial.number, "epochs": config.epochs,
+                              "progress": self._plan.progress(self.records())})
+
+        def on_step(step: int, steps: int) -> None:
+            self.events("step", {"unit": unit, "step": step, "steps": steps})
 
         def on_epoch(m) -> None:
             trial.report(m.miou if math.isfinite(m.miou) else 0.0, m.epoch)
@@ -237,7 +241,7 @@ class Runner:
                                             f"-trial{trial.number}.pt")
         try:
             result = train_run(config, unit.seed, data=self.data, on_epoch=on_epoch, progress=False,
-                               save_best=weights_file)
+                               save_best=weights_file, on_step=on_step)
             if weights_file is not None:
                 self._upload_weights(trial, weights_file)
         except RunError as exc:

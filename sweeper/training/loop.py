@@ -85,13 +85,15 @@ def train_run(
     on_epoch: Callable[[EpochMetrics], None] | None = None,
     progress: bool | None = None,
     save_best: str | os.PathLike | None = None,
+    on_step: Callable[[int, int], None] | None = None,
 ) -> RunResult:
     """Train ``config`` with ``seed`` and score every epoch on the fold's whole val set.
 
     ``data`` (from :func:`~.loaders.prepare_data`) is loaded here when not given. ``on_epoch`` is
     called after each epoch's validation. ``progress`` shows rich bars (default: when stderr is
     a terminal). ``save_best`` writes the model's state dict at its best epoch (the one
-    ``best_miou`` was measured on) to that file, for ensembles and later use.
+    ``best_miou`` was measured on) to that file, for ensembles and later use. ``on_step(step,
+    steps)`` is called after each training step (0-based, of ``steps`` an epoch), for a live view.
     """
     import torch
 
@@ -160,6 +162,8 @@ def train_run(
                     if steps % check_every == 0 and not torch.isfinite(running):
                         raise NonFiniteLoss(f"training loss became {running.item()} at epoch {epoch} step {step}")
                     bar.step()
+                    if on_step is not None:
+                        on_step(step, len(train_loader))
                 if not torch.isfinite(running):
                     raise NonFiniteLoss(f"training loss became {running.item()} at epoch {epoch}")
                 train_seconds += time.perf_counter() - epoch_start

@@ -51,13 +51,13 @@ def test_plot_curves_draws_one_colour_per_candidate_into_a_png(tmp_path):
     blob = path.read_bytes()
     assert blob[:8] == b"\x89PNG\r\n\x1a\n" and len(blob) > 5000
     pixels = imread(path)
-    assert pixels.shape[:2] == (600, 960)  # 8 x 5 inches at 120 dpi
+    assert pixels.shape[:2] == (600, 1152)  # 9.6 x 5 inches at 120 dpi
     first, second, third = (_drawn(pixels, c) for c in ("C0", "C1", "C2"))
     assert first > second > 200  # two runs of the first candidate, one (shorter) of the second
     assert third == 0  # two candidates, two colours
 
 
-def test_plot_curves_labels_each_candidate_once_and_starts_at_epoch_one(tmp_path, monkeypatch):
+def test_plot_curves_numbers_epochs_as_recorded_and_tells_seeds_apart(tmp_path, monkeypatch):
     from matplotlib.figure import Figure
 
     figures = []
@@ -68,11 +68,16 @@ def test_plot_curves_labels_each_candidate_once_and_starts_at_epoch_one(tmp_path
         return real_savefig(self, *args, **kwargs)
 
     monkeypatch.setattr(Figure, "savefig", keep)
-    curves = [R.Curve("a", 0, [0, 1], [0.1, 0.2]), R.Curve("a", 1, [0, 1], [0.15, None]), R.Curve("b", 0, [0], [0.3])]
+    curves = [R.Curve("a", 0, [0, 1], [0.1, 0.2]), R.Curve("a", 3, [0, 1], [0.15, None]), R.Curve("b", 0, [0], [0.3])]
     R.plot_curves(curves, tmp_path / "curves.png")
     (ax,) = figures[0].axes
-    assert [line.get_xdata().tolist() for line in ax.lines] == [[1, 2], [1, 2], [1]]
+    assert [line.get_xdata().tolist() for line in ax.lines] == [[0, 1], [0, 1], [0]]  # 0-based, as best_epoch
     assert [line.get_color() for line in ax.lines] == ["C0", "C0", "C1"]
-    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["a", "b"]
-    assert ax.get_xlabel() == "epoch" and ax.get_ylabel() == "validation mIoU (dataset level)"
+    assert [line.get_linestyle() for line in ax.lines] == ["-", "--", "-"]  # seeds of one candidate differ
+    assert all(float(t).is_integer() for t in ax.get_xticks())
+    legend = ax.get_legend()
+    assert [t.get_text() for t in legend.get_texts()] == ["a", "b", "1st seed run", "2nd seed run"]
+    box = legend.get_window_extent(figures[0].canvas.get_renderer())
+    assert box.x0 >= ax.get_window_extent(figures[0].canvas.get_renderer()).x1  # outside the data
+    assert ax.get_xlabel().startswith("epoch") and ax.get_ylabel() == "validation mIoU (dataset level)"
     assert ax.get_title() == "learning curves (one line per run)"
