@@ -206,15 +206,13 @@ class ScreenThenRace(BasePlan):
         import numpy as np
 
         from sweeper import stats
-        from sweeper.sweep.records import completed_runs
+        from sweeper.sweep.records import completed_runs, runs_matrix
 
         runs = completed_runs(records)
         if not runs:
             return None
-        flat = [(str(key), seed, value) for key, c in runs.items() for seed, value in c.runs]
-        values, names, seeds = stats.pivot_runs(flat)
+        values, seeds = runs_matrix(runs)
         keys = list(runs)
-        assert names == [str(k) for k in keys]
         seeds_used: dict[CandidateKey, set[int]] = {}
         for r in records:
             if r.holds_unit:

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from sweeper.sweep.records import TrialRecord, completed_runs
+from sweeper.sweep.records import TrialRecord, completed_runs, runs_matrix
 
 
 def rank_records(trial_records: list[TrialRecord], *, rope: float = 0.01, alpha: float = 0.05,
@@ -16,8 +16,7 @@ def rank_records(trial_records: list[TrialRecord], *, rope: float = 0.01, alpha:
     runs = completed_runs(trial_records)
     if not runs:
         return None
-    flat = [(str(key), seed, value) for key, c in runs.items() for seed, value in c.runs]
-    values, _, _ = stats.pivot_runs(flat)
+    values, _ = runs_matrix(runs)
     labels = [stats.Label(key=str(key), arch=key.arch, encoder=key.encoder_label, params=c.params,
                           extra={"hparams": dict(key.hparams)}) for key, c in runs.items()]
     return stats.rank_candidates(values, labels, rope=rope, alpha=alpha, baseline=baseline)

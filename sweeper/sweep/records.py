@@ -247,6 +247,16 @@ def completed_runs(records: list[TrialRecord]) -> dict[CandidateKey, CandidateRu
             for key, seeds in cells.items()}
 
 
+def runs_matrix(runs: dict[CandidateKey, CandidateRuns]):
+    """``(values, seeds)`` of :func:`completed_runs` in the statistics' convention: a (seeds x
+    candidates) array, columns in the order of ``runs``, rows the sorted seeds, NaN where missing."""
+    from sweeper import stats
+
+    flat = [(str(key), seed, value) for key, c in runs.items() for seed, value in c.runs]
+    values, _, seeds = stats.pivot_runs(flat)
+    return values, seeds
+
+
 # --------------------------------------------------------------------------- the study's own record
 
 

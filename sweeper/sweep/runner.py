@@ -113,6 +113,7 @@ class Runner:
         self.worker = this_worker()
         self.counts = RunCounts()
         self._plan: BasePlan | None = None
+        self._progress = None
         self._signals = HeldSignals()
 
     def records(self) -> list[records.TrialRecord]:
@@ -123,6 +124,7 @@ class Runner:
         self._plan = plan
         while True:
             current = self.records()
+            self._progress = plan.progress(current)  # for the view, from the records just read
             step = plan.next_unit(current)
             if isinstance(step, Unit):
                 self.run_unit(step)
@@ -216,7 +218,7 @@ class Runner:
 
         history: list[dict] = []
         self.events("start", {"unit": unit, "trial": trial.number, "epochs": config.epochs,
-                              "progress": self._plan.progress(self.records())})
+                              "progress": self._progress})
 
         def on_step(step: int, steps: int) -> None:
             self.events("step", {"unit": unit, "step": step, "steps": steps})
