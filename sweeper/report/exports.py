@@ -186,6 +186,9 @@ def to_dict(ranking: Ranking) -> dict[str, Any]:
         "seeds_for_rope": r.seeds_for_rope,
         "legend": legend(r),
         "rows": rows,
+        "stopped": [{"key": s.key, "arch": s.arch, "encoder": s.encoder, "rung_epochs": s.epochs,
+                     "full_epochs": s.full_epochs, "miou_mean": _num(s.mean), "n": s.n, "rank_at_rung": s.rank,
+                     "of": s.of} for s in r.stopped],
     }
 
 

@@ -210,6 +210,22 @@ def notes(ranking: Ranking) -> list[str]:
     return lines
 
 
+def stopped_text(stop) -> str:
+    """``stopped at epoch 3 of 8: rank 5 of 14 at that rung``."""
+    of = f" of {stop.full_epochs}" if stop.full_epochs else ""
+    return f"stopped at epoch {stop.epochs}{of}: rank {stop.rank} of {stop.of} at that rung"
+
+
+STOPPED_TITLE = "Stopped at a cheaper rung (ranked only among that rung's runs, never with the table above)"
+
+
+def _stopped_cells(stop) -> list[str]:
+    return [stop.arch, stop.encoder, format_number(stop.mean), str(stop.n), stopped_text(stop)]
+
+
+_STOPPED_HEADER = ["arch", "encoder", "mean at rung", "n", "where it stopped"]
+
+
 def shown_rows(ranking: Ranking, max_rows: int | None) -> tuple[Row, ...]:
     return ranking.rows if max_rows is None else ranking.rows[:max_rows]
 
@@ -275,6 +291,15 @@ def render_table(
     if hidden:
         console.print(f"(terminal too narrow: hidden columns {', '.join(hidden)}; "
                       "the CSV and JSON exports have every column)")
+    if ranking.stopped:
+        stopped = Table(title=STOPPED_TITLE, title_justify="left", box=box.SIMPLE_HEAD, collapse_padding=True,
+                        pad_edge=False, show_edge=False)
+        for name in _STOPPED_HEADER:
+            stopped.add_column(name, overflow="ellipsis") if name in _NAME_COLUMNS else stopped.add_column(
+                name, justify="right" if name in ("mean at rung", "n") else "left", no_wrap=True)
+        for stop in ranking.stopped:
+            stopped.add_row(*(escape(c) for c in _stopped_cells(stop)))
+        console.print(stopped)
     for line in notes(ranking):
         console.print(line, style="yellow" if line.startswith("warning:") else None, highlight=False,
                       markup=False)
@@ -295,6 +320,11 @@ def to_markdown(ranking: Ranking, *, max_rows: int | None = None) -> str:
     hidden = len(ranking.rows) - len(shown_rows(ranking, max_rows))
     if hidden:
         lines.append(f"\n… {hidden} more candidates not shown")
+    if ranking.stopped:
+        lines += ["", f"{STOPPED_TITLE}:", "", "| " + " | ".join(_STOPPED_HEADER) + " |",
+                  "|" + "|".join("---" for _ in _STOPPED_HEADER) + "|"]
+        lines += ["| " + " | ".join(c.replace("|", "\\|") for c in _stopped_cells(stop)) + " |"
+                  for stop in ranking.stopped]
     lines.append("")
     lines.extend(notes(ranking))
     lines.append("")

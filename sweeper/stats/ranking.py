@@ -60,6 +60,22 @@ class Row(NamedTuple):
         return self.n == 1
 
 
+class Stopped(NamedTuple):
+    """A candidate a screen by rungs stopped before the full budget: its mean mIoU over ``n`` runs
+    of ``epochs`` epochs (of ``full_epochs``), and its ``rank`` of ``of`` at that rung. Never a
+    row of the ranking: a cheaper budget is not comparable with the full one."""
+
+    key: str
+    arch: str
+    encoder: str
+    epochs: int
+    full_epochs: int | None
+    mean: float
+    n: int
+    rank: int
+    of: int
+
+
 class Ranking(NamedTuple):
     """Everything a report draws: rows best first, plus the noise and the test's settings.
 
@@ -97,6 +113,8 @@ class Ranking(NamedTuple):
     noisy: tuple[str, ...]
     baseline: float | None
     no_model_learned: bool
+    #: Candidates stopped at a cheaper rung (:class:`Stopped`), cheapest rung first.
+    stopped: tuple[Stopped, ...] = ()
 
     def count(self, verdict: str) -> int:
         return sum(r.verdict == verdict for r in self.rows)

@@ -25,7 +25,12 @@ from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
-from sweeper.sweep.records import REPEAT, SCREEN, CandidateKey, TrialRecord, Unit, held_units
+from sweeper.sweep.records import REPEAT, RUNG, SCREEN, CandidateKey, TrialRecord, Unit, held_units
+
+
+def epochs_of(rungs) -> tuple[int, ...]:
+    """The cheaper rungs' epochs of a space's ``screening`` (none without rungs)."""
+    return () if rungs is None else rungs.epochs
 
 
 class Step(str):
@@ -49,7 +54,8 @@ class BasePlan(abc.ABC):
     def config(self, unit: Unit):
         """The full TrainConfig of a unit: the space's recipe with the unit's knobs."""
         c = unit.candidate
-        return replace(self.space.base, arch=c.arch, encoder=c.encoder, fold=unit.fold, **dict(c.hparams))
+        config = replace(self.space.base, arch=c.arch, encoder=c.encoder, fold=unit.fold, **dict(c.hparams))
+        return config if unit.rung is None else replace(config, epochs=unit.rung)
 
     def prunable(self, unit: Unit) -> bool:
         """Whether the pruner may stop this unit early (never, by default)."""
@@ -57,6 +63,11 @@ class BasePlan(abc.ABC):
 
     def params(self, unit: Unit) -> dict:
         """Optuna params to enqueue a unit with, so that the sampler sees them (none by default)."""
+        return {}
+
+    def trial_params(self, unit: Unit) -> dict[str, tuple[Any, Any]]:
+        """Optuna params to record on a unit's trial as they are, ``{name: (value, distribution)}``,
+        for Optuna's own views (none by default)."""
         return {}
 
     def progress(self, records: Sequence[TrialRecord]) -> tuple[str, int, int | None]:
@@ -93,7 +104,9 @@ class ScreenThenRace(BasePlan):
     1. *Screening*: each candidate once, with the first seed (common to all candidates), on each
        of the space's folds. Pure architecture spaces are enumerated in the given order (the
        first ``trials`` candidates); spaces with hyper-parameter ranges are sampled by a seeded
-       TPE (``trials`` samples). Screening units may be pruned.
+       TPE (``trials`` samples). Screening units may be pruned. With ``screening.rungs`` an
+       enumerated screen climbs the rungs first (:mod:`sweeper.sweep.rungs`): only the candidates
+       promoted from the last cheaper rung are screened at the full budget.
     2. *Repeats*, once no screening unit is running: further seeds, in the same order for every
        candidate (common random numbers), for candidates that
        :func:`sweeper.stats.next_candidates` still finds unresolved (racing), highest mean
@@ -102,9 +115,16 @@ class ScreenThenRace(BasePlan):
        never pruned.
     """
 
-    def __init__(self, space, candidates: Sequence[CandidateKey], *, rng: random.Random | None = None):
+    def __init__(self, space, candidates: Sequence[CandidateKey], *, rng: random.Random | None = None,
+                 choices: dict[str, tuple] | None = None):
         self.space = space
         self.candidates = list(candidates)
+        # The arch and encoder params' choices: the study's own when it has some (a categorical's
+        # choices are fixed for a study's life), else every value of the space's candidates, so
+        # that a later ``--trials`` that screens more of them still fits.
+        self.choices = {"arch": tuple(sorted({c.arch for c in self.candidates})),
+                        "encoder": tuple(sorted({c.encoder for c in self.candidates}))}
+        self.choices.update(choices or {})
         # Workers that start together pick from the first few pending units at random: fewer
         # claim collisions. Seeded by the caller; the set screened does not depend on it.
         self.rng = rng or random.Random()
@@ -118,7 +138,7 @@ class ScreenThenRace(BasePlan):
             return step
         if len(self.space.seeds) < 2:
             return None
-        if any(r.is_running and r.unit is not None and r.unit.phase == SCREEN for r in records):
+        if any(r.is_running and r.unit is not None and r.unit.phase in (SCREEN, RUNG) for r in records):
             return WAIT  # racing needs every screening result
         unit = self._next_repeat(records, held)
         if unit is not None:
@@ -133,9 +153,16 @@ class ScreenThenRace(BasePlan):
         done = [r for r in records if r.holds_unit and not r.is_running]
         screened = sum(r.unit.phase == SCREEN for r in done)
         if not self.space.hparams:
-            total = len(self.screening_units())
-            if screened < total:
-                return "screening", screened, total
+            level, units, _ = self.ladder(records)
+            finished = {r.unit.key for r in done}
+            settled = sum(u.key in finished for u in units)
+            if settled < len(units):
+                rungs = self.space.screening
+                if rungs is None:
+                    return "screening", settled, len(units)
+                epochs = (*rungs.epochs, self.space.base.epochs)[level]
+                return f"screening rung {level + 1} of {len(epochs_of(rungs)) + 1} ({epochs} epochs)", settled, \
+                    len(units)
         elif screened < self.space.trials * len(self.space.folds):
             return "screening", screened, self.space.trials * len(self.space.folds)
         return "racing repeats", sum(r.unit.phase == REPEAT for r in done), None
@@ -148,6 +175,19 @@ class ScreenThenRace(BasePlan):
             params["candidate"] = unit.candidate.pair
         return params
 
+    def trial_params(self, unit):
+        """Enumerated spaces record arch and encoder as categoricals (spaces with hyper-parameter
+        ranges have the sampler's own ``candidate`` param). A value outside the study's choices
+        (a space widened since the study began) is left out rather than refused."""
+        if self.space.hparams:
+            return {}
+        from optuna.distributions import CategoricalDistribution
+
+        c = unit.candidate
+        values = {"arch": c.arch, "encoder": c.encoder}
+        return {name: (value, CategoricalDistribution(self.choices[name])) for name, value in values.items()
+                if value in self.choices[name]}
+
     def sample(self, trial, unit):
         if not self.space.hparams:
             return unit
@@ -157,19 +197,59 @@ class ScreenThenRace(BasePlan):
         return Unit(key, self.space.screening_seed, self.space.folds[0], SCREEN)
 
     # -- screening
-    def screening_units(self) -> list[Unit]:
-        """The enumerated screen: the first ``trials`` candidates (trials counts every fold's run)."""
-        n = max(1, self.space.trials // len(self.space.folds))
+    def screened(self) -> list[CandidateKey]:
+        """The enumerated screen's candidates: the first ``trials`` (trials counts every fold's run)."""
+        return self.candidates[:max(1, self.space.trials // len(self.space.folds))]
+
+    def rung_units(self, candidates: Sequence[CandidateKey], level: int) -> list[Unit]:
+        """The units of one rung of the screen (the last level is the full budget)."""
+        rungs = epochs_of(self.space.screening)
         seed = self.space.screening_seed
-        return [Unit(c, seed, f, SCREEN) for c in self.candidates[:n] for f in self.space.folds]
+        if level < len(rungs):
+            return [Unit(c, seed, f, RUNG, rung=rungs[level]) for c in candidates for f in self.space.folds]
+        return [Unit(c, seed, f, SCREEN) for c in candidates for f in self.space.folds]
+
+    def screening_units(self) -> list[Unit]:
+        """The enumerated screen at the full budget when it has no rungs; with rungs, the first
+        rung's units (who goes on depends on their results)."""
+        return self.rung_units(self.screened(), 0)
+
+    def ladder(self, records) -> tuple[int, list[Unit], bool]:
+        """Where the enumerated screen stands: ``(level, its units, whether every one of them has
+        settled)``, at the first level not yet settled (the last level when all are).
+
+        Promotion from a rung is decided only when all its units have settled (none running nor
+        queued), from their values alone: workers finishing in another order change nothing.
+        """
+        from sweeper.sweep.records import completed_runs
+        from sweeper.sweep.rungs import promote
+
+        rungs = self.space.screening
+        held = {r.unit.key for r in records if r.holds_unit and not r.is_running and not r.is_waiting}
+        alive = self.screened()
+        levels = len(epochs_of(rungs))
+        for level in range(levels + 1):
+            units = self.rung_units(alive, level)
+            if not all(u.key in held for u in units) or level == levels:
+                return level, units, all(u.key in held for u in units)
+            runs = completed_runs(records, rung=units[0].rung)
+            scores = {key: sum(v for _, v in c.runs) / len(c.runs) for key, c in runs.items()}
+            alive = promote(alive, scores, rungs.keep)
+        raise AssertionError("unreachable")
 
     def _screen(self, records, held):
         if self.space.hparams:
             return self._screen_sampled(records, held)
-        pending = [u for u in self.screening_units() if u.key not in held]
+        level, units, settled = self.ladder(records)
+        pending = [u for u in units if u.key not in held]
         if pending:
-            return self.rng.choice(pending[:4])
-        return WAIT if any(r.is_waiting for r in records) else None  # queued units first
+            # One worker alone follows the documented order exactly; workers running together
+            # pick among the first few pending units, so that they rarely claim the same one.
+            busy = any(r.is_running for r in records)
+            return self.rng.choice(pending[:4]) if busy else pending[0]
+        if not settled or any(r.is_waiting for r in records):
+            return WAIT  # a rung's running units decide who goes on; queued units run first
+        return None
 
     def _screen_sampled(self, records, held):
         """TPE screening: ``trials`` sampled candidates, each then on its other folds."""
@@ -215,7 +295,7 @@ class ScreenThenRace(BasePlan):
         keys = list(runs)
         seeds_used: dict[CandidateKey, set[int]] = {}
         for r in records:
-            if r.holds_unit:
+            if r.holds_unit and r.unit.rung is None:
                 seeds_used.setdefault(r.unit.candidate, set()).add(r.unit.seed)
         max_seeds = len(self.space.seeds)
         if self.space.racing:

@@ -19,7 +19,32 @@ def rank_records(trial_records: list[TrialRecord], *, rope: float = 0.01, alpha:
     values, _ = runs_matrix(runs)
     labels = [stats.Label(key=str(key), arch=key.arch, encoder=key.encoder_label, params=c.params,
                           extra={"hparams": dict(key.hparams)}) for key, c in runs.items()]
-    return stats.rank_candidates(values, labels, rope=rope, alpha=alpha, baseline=baseline)
+    ranking = stats.rank_candidates(values, labels, rope=rope, alpha=alpha, baseline=baseline)
+    return ranking._replace(stopped=stopped_at_rungs(trial_records))
+
+
+def stopped_at_rungs(trial_records: list[TrialRecord]) -> tuple:
+    """The candidates a screen by rungs stopped before the full budget, each ranked among every
+    candidate of its last rung (by mean over its runs there), cheapest rung first."""
+    from sweeper.stats.ranking import Stopped
+
+    reached: dict = {}  # the highest budget a candidate holds a unit at (inf: the full budget)
+    for r in trial_records:
+        if r.holds_unit:
+            budget = float("inf") if r.unit.rung is None else r.unit.rung
+            reached[r.unit.candidate] = max(reached.get(r.unit.candidate, 0), budget)
+    full = next((r.config.get("epochs") for r in trial_records
+                 if r.is_run and r.unit.rung is None and r.config), None)
+    out = []
+    for epochs in sorted({r.unit.rung for r in trial_records if r.unit is not None and r.unit.rung is not None}):
+        runs = completed_runs(trial_records, rung=epochs)
+        means = {key: sum(v for _, v in c.runs) / len(c.runs) for key, c in runs.items()}
+        ranked = sorted(means, key=lambda k: -means[k])
+        for rank, key in enumerate(ranked, 1):
+            if reached.get(key) == epochs:
+                out.append(Stopped(str(key), key.arch, key.encoder_label, epochs, full, means[key],
+                                   len(runs[key].runs), rank, len(ranked)))
+    return tuple(out)
 
 
 def learning_curves(trial_records: list[TrialRecord]) -> list:

@@ -17,8 +17,9 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 #: The phases a unit can belong to: screening (each candidate once), racing repeats (more seeds
-#: for the undecided), and the seeds of ``sweeper noise``.
-SCREEN, REPEAT, NOISE = "screen", "repeat", "noise"
+#: for the undecided), the seeds of ``sweeper noise``, and a cheaper rung of a screen by rungs
+#: (a run with fewer epochs than the recipe's, see :mod:`sweeper.sweep.rungs`).
+SCREEN, REPEAT, NOISE, RUNG = "screen", "repeat", "noise", "rung"
 
 
 def short_value(value: Any) -> str:
@@ -78,16 +79,22 @@ class Unit:
     seed: int
     fold: int
     phase: str
+    #: The epochs of a cheaper rung; None for the recipe's full budget (what rankings count).
+    rung: int | None = None
 
     @property
     def key(self) -> str:
         """The unit's identity in the study (two trials with one key are one run)."""
-        return f"{self.candidate}|seed={self.seed}|fold={self.fold}"
+        key = f"{self.candidate}|seed={self.seed}|fold={self.fold}"
+        return key if self.rung is None else f"{key}|epochs={self.rung}"
 
     def user_attrs(self) -> dict:
         c = self.candidate
-        return {"unit": self.key, "candidate": str(c), "arch": c.arch, "encoder": c.encoder, "seed": self.seed,
-                "fold": self.fold, "phase": self.phase, "hparams": dict(c.hparams)}
+        attrs = {"unit": self.key, "candidate": str(c), "arch": c.arch, "encoder": c.encoder, "seed": self.seed,
+                 "fold": self.fold, "phase": self.phase, "hparams": dict(c.hparams)}
+        if self.rung is not None:
+            attrs["rung"] = self.rung
+        return attrs
 
     @classmethod
     def from_attrs(cls, attrs: dict) -> Unit | None:
@@ -96,7 +103,9 @@ class Unit:
         if not all(name in attrs for name in ("unit", "arch", "encoder", "seed", "fold")):
             return None
         key = CandidateKey.of(attrs["arch"], attrs["encoder"], attrs.get("hparams") or {})
-        return cls(key, int(attrs["seed"]), int(attrs["fold"]), attrs.get("phase", SCREEN))
+        rung = attrs.get("rung")
+        return cls(key, int(attrs["seed"]), int(attrs["fold"]), attrs.get("phase", SCREEN),
+                   None if rung is None else int(rung))
 
 
 @dataclass(frozen=True)
@@ -206,6 +215,35 @@ def write(trial, **values: Any) -> None:
         trial.set_user_attr(name, clean(value))
 
 
+#: The Optuna params that name an enumerated trial's candidate, so that Optuna's own views
+#: (importance, slice, contour, ``optuna trials``) see the architecture and the encoder.
+CANDIDATE_PARAMS = ("arch", "encoder")
+
+
+def write_params(trial, params: dict[str, tuple[Any, Any]]) -> None:
+    """Record ``{name: (value, distribution)}`` as the trial's Optuna params, exactly these values.
+
+    ``suggest_*`` would let the sampler pick a value for a trial that was not enqueued with it;
+    here the unit has already decided, so the value goes to the storage as it is. The storage
+    checks the distribution against the study's earlier trials (and refuses a changed one).
+    """
+    for name, (value, distribution) in params.items():
+        trial.storage.set_trial_param(trial._trial_id, name, distribution.to_internal_repr(value), distribution)
+
+
+def stored_choices(study) -> dict[str, tuple]:
+    """The choices of the candidate params the study's trials already use (empty for a new or a
+    legacy study): a categorical's choices cannot change within a study."""
+    found: dict[str, tuple] = {}
+    for t in study.get_trials(deepcopy=False):
+        for name in CANDIDATE_PARAMS:
+            if name not in found and name in t.distributions:
+                found[name] = tuple(t.distributions[name].choices)
+        if len(found) == len(CANDIDATE_PARAMS):
+            break
+    return found
+
+
 def read_records(study) -> list[TrialRecord]:
     return [TrialRecord.from_trial(t) for t in study.get_trials(deepcopy=False)]
 
@@ -224,8 +262,9 @@ class CandidateRuns:
     runs: tuple[tuple[int, float], ...]
 
 
-def completed_runs(records: list[TrialRecord]) -> dict[CandidateKey, CandidateRuns]:
-    """Every candidate with a finished run, in the order of their first runs.
+def completed_runs(records: list[TrialRecord], *, rung: int | None = None) -> dict[CandidateKey, CandidateRuns]:
+    """Every candidate with a finished run at the full budget (or at the cheaper ``rung``, given
+    its epochs), in the order of their first runs: the budgets are never mixed.
 
     With several folds, a seed's value is the mean over its folds. Duplicates never count, and
     a unit counts once: should two trials of one unit both be COMPLETE (a worker paused past the
@@ -236,7 +275,7 @@ def completed_runs(records: list[TrialRecord]) -> dict[CandidateKey, CandidateRu
     params: dict[CandidateKey, int | None] = {}
     counted: set[str] = set()
     for r in sorted(records, key=lambda r: r.number):
-        if not r.is_run or r.unit.key in counted:
+        if not r.is_run or r.unit.rung != rung or r.unit.key in counted:
             continue
         counted.add(r.unit.key)
         key = r.unit.candidate

@@ -191,6 +191,8 @@ class Runner:
         plan = self._plan
         try:
             unit = plan.sample(trial, Unit.from_attrs(trial.user_attrs))
+            if unit is not None:
+                records.write_params(trial, plan.trial_params(unit))
         except ValueError as exc:  # a distribution that changed since the study was created
             raise SweeperError(f"study {self.study.study_name!r} was made from a different space "
                                f"({one_line(exc, 240)}); use a new --study name") from None

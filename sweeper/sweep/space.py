@@ -11,12 +11,13 @@ schema in short::
     split: {scheme, val_fraction, n_splits, group_field, group_regex, seed}
     folds: [0]                     # folds each candidate trains on
     recipe: {epochs, batch_size, image_size, optimizer, lr, ...}   # any TrainConfig field
-    architectures: {max_params, archs, encoders, exclude, timm, pairs}
+    architectures: {max_params, archs, encoders, exclude, timm, pairs, order}
     hparams: {lr: {type: float, low: 1e-5, high: 1e-2, log: true}, loss: {type: categorical, choices: [...]}}
     seeds: [0, 1, 2, 3, 4]         # first: screening seed; the rest, in order, for repeats
     racing: true                   # repeats only for candidates still tied with the best
     pruner: {type: median, ...}    # none, median, successive_halving, hyperband, wilcoxon, threshold
     trials: 40                     # cap on screening trials
+    screening: {rungs: [{epochs: 1}, {epochs: 3}], keep: 0.33}   # cheaper rungs first (see sweep.rungs)
     objective: best                # best-epoch or last-epoch val mIoU
     rope: 0.01                     # differences below this are "practically equal" (mIoU)
     save_weights: false            # keep each run's best-epoch weights (Optuna artifacts) for ensembles
@@ -53,10 +54,14 @@ MAX_SEED = 2**32
 MAX_SEED_COUNT = 10_000
 
 TOP_KEYS = ("name", "data", "split", "folds", "recipe", "architectures", "hparams", "seeds", "racing",
-            "pruner", "trials", "objective", "rope", "save_weights")
+            "pruner", "trials", "objective", "rope", "save_weights", "screening")
 DATA_KEYS = ("train_json", "image_root", "val_json", "val_root")
 SPLIT_KEYS = ("scheme", "val_fraction", "n_splits", "group_field", "group_regex", "seed")
-ARCH_KEYS = ("max_params", "archs", "encoders", "exclude", "timm", "pairs")
+ARCH_KEYS = ("max_params", "archs", "encoders", "exclude", "timm", "pairs", "order")
+#: How a capped screen picks from the catalogue (see :mod:`sweeper.zoo.order`): ``spread`` (every
+#: architecture, encoder families interleaved, sizes spread over the budget), ``params``
+#: (smallest first) or ``name``. Explicit ``pairs`` keep their own order.
+ORDERS = ("spread", "params", "name")
 OBJECTIVES = ("best", "last")
 #: TrainConfig fields a recipe may set.
 RECIPE_KEYS = ("encoder_weights", "epochs", "batch_size", "image_size", "optimizer", "lr", "weight_decay", "momentum",
@@ -74,6 +79,7 @@ class ArchSpace:
     exclude: tuple[str, ...] = ()
     timm: bool = False
     pairs: tuple[tuple[str, str], ...] = ()
+    order: str = "spread"
 
 
 @dataclass(frozen=True)
@@ -99,6 +105,7 @@ class SearchSpace:
     objective: str = "best"
     rope: float = 0.01
     save_weights: bool = False
+    screening: Any = None  # sweeper.sweep.rungs.Rungs: cheaper rungs before the full budget, or None
 
     @property
     def screening_seed(self) -> int:
@@ -247,6 +254,13 @@ def parse_space(raw: dict, *, source: str = "space", default_name: str = "sweep"
         space.rope = non_negative(raw["rope"], f"{source}: rope")
     if "pruner" in raw:
         space.pruner = _pruner(raw["pruner"], source)
+    if raw.get("screening") is not None:
+        from sweeper.sweep.rungs import parse_screening
+
+        space.screening = parse_screening(raw["screening"], source, base.epochs)
+        if space.screening is not None and space.hparams:
+            raise SweeperError(f"{source}: screening.rungs: rungs screen an enumerated catalogue; a space with "
+                               "hparams is sampled by TPE, whose pruner already stops poor trials early")
     _check_folds(space)
     return space
 
@@ -309,6 +323,14 @@ def apply_overrides(space: SearchSpace, **flags: Any) -> SearchSpace:
     if flags.get("debug"):
         base = replace(base, data=replace(base.data, subsample=32), epochs=min(base.epochs, 2),
                        image_size=min(base.image_size, 64))
+    if space.screening is not None and base.epochs != space.base.epochs:
+        from sweeper.sweep.rungs import Rungs, check_rungs
+
+        rungs = space.screening
+        if flags.get("debug") and flags.get("epochs") is None:  # a debug run keeps the rungs that still fit
+            rungs = Rungs(tuple(e for e in rungs.epochs if e < base.epochs), rungs.keep)
+        where = "--epochs: screening" if flags.get("epochs") is not None else f"{space.source}: screening"
+        space.screening = check_rungs(rungs, base.epochs, where) if rungs.epochs else None
     space.base = base
     return space
 
@@ -366,8 +388,9 @@ def _arch_space(arch: dict, source: str) -> ArchSpace:
     if max_params is not None:
         max_params = parse_count(max_params, what=f"{source}: architectures.max_params")
     timm = expect_bool(arch.get("timm", False), f"{source}: architectures.timm")
+    order = choice(arch.get("order", "spread"), ORDERS, f"{source}: architectures.order")
     space = ArchSpace(max_params=max_params, archs=names("archs"), encoders=names("encoders"),
-                      exclude=names("exclude"), timm=timm, pairs=tuple(pairs))
+                      exclude=names("exclude"), timm=timm, pairs=tuple(pairs), order=order)
     if space.archs or space.encoders:  # the zoo's own check, named as the space's fields
         try:
             select_pairs(*catalogue_names(include_timm=space.timm), arch_filter=space.archs,

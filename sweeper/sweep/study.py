@@ -25,6 +25,7 @@ from sweeper.sweep.records import (
     clean,
     completed_runs,
     read_records,
+    stored_choices,
     write_study,
 )
 from sweeper.sweep.storage import artifact_dir, mask_url, open_storage, shown_url, study_names
@@ -130,7 +131,7 @@ def run_sweep(space, *, storage: str | None = None, study_name: str | None = Non
     runner = Runner(study, data, objective=space.objective, params_of={c.key: c.params for c in candidates},
                     events=events, artifacts=folder)
     plan = ScreenThenRace(space, [CandidateKey.of(c.arch, c.encoder) for c in candidates],
-                          rng=random.Random(os.getpid() ^ int(time.time())))
+                          rng=random.Random(os.getpid() ^ int(time.time())), choices=stored_choices(study))
     counts = runner.run(plan)
     summary.trained, summary.failed, summary.pruned = counts.trained, counts.failed, counts.pruned
     summary.messages += counts.messages

@@ -20,6 +20,9 @@ def test_zoo_50m_is_the_competition_recipe():
     assert (base.epochs, base.image_size, base.batch_size, base.optimizer, base.lr, base.weight_decay, base.loss) == (
         8, 256, 8, "adam", 1e-4, 1e-6, "ce")
     assert space.architectures.max_params == 50_000_000 and base.augment is None
+    # The whole catalogue on a budget: rungs of 1 and 3 epochs before the full 8, a third kept.
+    assert (space.screening.epochs, space.screening.keep, space.pruner.type) == ((1, 3), 0.33, "none")
+    assert space.architectures.order == "spread"
 
 
 def test_hparams_space_has_ranges():

@@ -89,12 +89,36 @@ def test_sweep_ranks_resumes_and_uses_common_seeds(tmp_path):
     best = StudyRecord.from_study(opened).ranked_best  # sweeper's answer, for anyone reading the storage
     assert best["candidate"] == first.ranking.best_key and best["n"] == first.ranking.rows[0].n
     assert sum(best["verdicts"].values()) == len(first.ranking.rows)
+    # Optuna's own views see the candidate: arch and encoder are the trials' params.
+    assert [t.params for t in opened.get_trials()] == [
+        {"arch": t.unit.candidate.arch, "encoder": t.unit.candidate.encoder} for t in trials]
+    importances = optuna.importance.get_param_importances(opened)
+    assert set(importances) == {"arch", "encoder"}
     # One epoch on 24 images learns little: the warning says so exactly when the best is within the ROPE.
     assert first.ranking.no_model_learned == (first.ranking.rows[0].mean - stored <= 0.01)
     # Resume: the same command trains nothing new and keeps every trial.
     again = run_sweep(tiny_space(), storage=storage)
     assert again.trained == 0
     assert [(t.number, t.value) for t in _trials(storage)] == [(t.number, t.value) for t in trials]
+
+
+def test_candidate_params_keep_the_study_choices_when_the_space_grows(tmp_path):
+    """A categorical's choices are fixed for a study: resuming with a wider pair list reuses the
+    stored ones, and a value outside them is left out of that trial's params, not refused."""
+    import optuna
+
+    storage = str(tmp_path / "s.db")
+    pairs = ["pspnet/mobilenet_v2", "linknet/mobilenet_v2"]
+    run_sweep(tiny_space(architectures={"pairs": pairs}, seeds=[0], trials=2), storage=storage)
+    wider = pairs + ["pspnet/resnet18"]
+    again = run_sweep(tiny_space(architectures={"pairs": wider}, seeds=[0], trials=3), storage=storage)
+    assert again.trained == 1 and again.failed == 0
+    study = optuna.load_study(study_name="tiny", storage=open_storage(storage))
+    done = study.get_trials()
+    assert sorted(map(str, [t.params for t in done[:2]])) == sorted(map(str, [
+        {"arch": "pspnet", "encoder": "mobilenet_v2"}, {"arch": "linknet", "encoder": "mobilenet_v2"}]))
+    assert done[2].params == {"arch": "pspnet"}  # resnet18 was not among the study's encoders
+    assert done[0].distributions["arch"].choices == ("linknet", "pspnet")
 
 
 def test_uniform_repeats_give_the_leaders_every_seed(tmp_path):
@@ -131,6 +155,40 @@ def test_a_failing_trial_is_recorded_and_the_sweep_goes_on(tmp_path, monkeypatch
     # A run that failed by itself is not retried: it would fail the same way.
     monkeypatch.delenv("SWEEPER_FAULT")
     assert run_sweep(tiny_space(seeds=[0]), storage=storage).trained == 0
+
+
+def test_rungs_on_the_demo_data_train_the_cheap_rung_then_the_promoted_at_full_budget(tmp_path):
+    """A real screen by rungs: 3 candidates at 1 epoch, the best 2 at 2 epochs; the table ranks
+    only the full-budget runs and lists the third apart, ranked at its rung."""
+    from typer.testing import CliRunner
+
+    from sweeper.cli import app
+
+    raw = dict(TINY, recipe=dict(TINY["recipe"], epochs=2), seeds=[0], screening={"rungs": [1], "keep": 0.5})
+    path = tmp_path / "rungs.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    storage = str(tmp_path / "r.db")
+    result = CliRunner().invoke(app, ["tune", "--space", str(path), "--storage", storage, "--debug"])
+    assert result.exit_code == 0, result.output
+    trials = _trials(storage, name="tiny-debug")
+    rung = [t for t in trials if t.unit.rung == 1]
+    full = [t for t in trials if t.unit.rung is None]
+    assert len(rung) == 3 and len(full) == 2 and len(trials) == 5
+    assert all(t.config["epochs"] == 1 and len(t.history) == 1 for t in rung)
+    assert all(t.config["epochs"] == 2 and len(t.history) == 2 for t in full)
+    best_two = sorted(rung, key=lambda t: -t.value)[:2]
+    assert {t.unit.candidate for t in full} == {t.unit.candidate for t in best_two}
+    stopped = next(t for t in rung if t.unit.candidate not in {f.unit.candidate for f in full})
+    report = CliRunner().invoke(app, ["report", "--storage", storage, "--study", "tiny-debug", "--format", "json"])
+    assert report.exit_code == 0, report.output
+    data = json.loads(report.stdout)
+    assert {row["key"] for row in data["rows"]} == {str(t.unit.candidate) for t in full}
+    assert [(s["key"], s["rung_epochs"], s["full_epochs"], s["rank_at_rung"], s["of"]) for s in data["stopped"]] \
+        == [(str(stopped.unit.candidate), 1, 2, 3, 3)]
+    table = CliRunner().invoke(app, ["report", "--storage", storage, "--study", "tiny-debug"])
+    assert "stopped at epoch 1 of 2: rank 3 of 3 at that rung" in table.stdout
+    assert CliRunner().invoke(app, ["tune", "--space", str(path), "--storage", storage, "--debug"]).exit_code == 0
+    assert len(_trials(storage, name="tiny-debug")) == 5  # resumed: nothing trained again
 
 
 def test_noise_runs_one_baseline_with_n_seeds(tmp_path):

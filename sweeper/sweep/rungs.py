@@ -1,0 +1,118 @@
+"""Rungs of fidelity: every candidate a cheap look, only the promising ones the full budget.
+
+A space declares ``screening: {rungs: [{epochs: 1}, {epochs: 3}, {epochs: 8}], keep: 0.33}``.
+Every screened candidate first trains with the first rung's epochs; once every run of a rung has
+settled, the best ``keep`` of them (at least one; ties broken by the screening order) train with
+the next rung's epochs, and the last rung is the recipe's full budget, whose runs are the
+ordinary screening runs that racing and the table use.
+
+Two choices make the result the same whatever the workers do:
+
+- **Synchronous promotion.** A rung is judged only when all its runs are in, so which
+  candidates go on never depends on the order in which workers finish (Optuna's asynchronous
+  ``SuccessiveHalvingPruner`` promotes against whatever has finished so far).
+- **Each rung trains from scratch** with its own epochs (and so its own learning-rate
+  schedule): a rung's result is a run like any other, reproducible from its seed, and no
+  checkpoint has to outlive its worker. The price is that a promoted candidate repeats the
+  cheaper epochs: with rungs 1, 3, 8 and keep 1/3, a candidate costs 1 + 3/3 + 8/9 = 2.9
+  epochs on average instead of 8.
+
+A candidate stopped at a rung is ranked only among the runs of that rung, apart from the table.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sweeper.errors import SweeperError
+
+#: The keys of ``screening:``.
+SCREENING_KEYS = ("rungs", "keep")
+#: A rung's keys: its budget in epochs.
+RUNG_KEYS = ("epochs",)
+
+
+@dataclass(frozen=True)
+class Rungs:
+    """The cheaper rungs before the full budget: their epochs, increasing and each below the
+    recipe's, and the fraction of a rung's candidates that go on to the next."""
+
+    epochs: tuple[int, ...]
+    keep: float
+
+    def sizes(self, n: int) -> list[int]:
+        """How many candidates train at each rung, the full budget last, out of ``n`` screened."""
+        out = [n]
+        for _ in self.epochs:
+            out.append(promoted_count(out[-1], self.keep))
+        return out
+
+    def cost_epochs(self, n: int, full_epochs: int) -> int:
+        """Training epochs the whole screen costs for ``n`` candidates (one seed, one fold)."""
+        return sum(size * e for size, e in zip(self.sizes(n), (*self.epochs, full_epochs)))
+
+
+def promoted_count(n: int, keep: float) -> int:
+    """How many of a rung's ``n`` candidates go on: ``ceil(keep * n)``, at least one.
+
+    ``1e-9`` absorbs float error, so that keep 0.25 of 8 is 2, not 3."""
+    return min(n, max(1, math.ceil(keep * n - 1e-9)))
+
+
+def promote(order: Sequence[Any], scores: dict[Any, float], keep: float) -> list[Any]:
+    """The candidates of a rung that go on, in the screening order: the best ``keep`` by score
+    (a candidate with no score, a failed run, ranks last); ties go to the earlier candidate."""
+    position = {c: i for i, c in enumerate(order)}
+    ranked = sorted(order, key=lambda c: (-_finite(scores.get(c)), position[c]))
+    chosen = set(ranked[:promoted_count(len(order), keep)])
+    return [c for c in order if c in chosen]
+
+
+def _finite(value: float | None) -> float:
+    return value if value is not None and math.isfinite(value) else -math.inf
+
+
+def parse_screening(value: Any, source: str, full_epochs: int) -> Rungs | None:
+    """``screening:`` of a space file. Rungs are ``{epochs: N}`` mappings or plain integers; a
+    last rung equal to the recipe's epochs is the full budget itself and may be given or not."""
+    from sweeper.sweep.fields import check_keys
+
+    where = f"{source}: screening"
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise SweeperError(f"{where} must be a mapping with rungs and keep")
+    check_keys(value, SCREENING_KEYS, source, "screening.")
+    raw = value.get("rungs")
+    if not isinstance(raw, (list, tuple)) or not raw:
+        raise SweeperError(f"{where}.rungs must be a list of rungs, e.g. [{{epochs: 1}}, {{epochs: 3}}]")
+    epochs = []
+    for i, rung in enumerate(raw):
+        if isinstance(rung, dict):
+            check_keys(rung, RUNG_KEYS, source, f"screening.rungs[{i}].")
+            rung = rung.get("epochs")
+        if isinstance(rung, bool) or not isinstance(rung, int) or rung < 1:
+            raise SweeperError(f"{where}.rungs[{i}]: epochs must be a positive integer, got {rung!r}")
+        if epochs and rung <= epochs[-1]:
+            raise SweeperError(f"{where}.rungs[{i}]: rungs must increase; {rung} epochs comes after {epochs[-1]}")
+        epochs.append(rung)
+    keep = value.get("keep", 1 / 3)
+    if isinstance(keep, bool) or not isinstance(keep, (int, float)) or not 0 < keep < 1:
+        raise SweeperError(f"{where}.keep: {keep!r} must be a fraction strictly between 0 and 1")
+    return check_rungs(Rungs(tuple(epochs), float(keep)), full_epochs, where)
+
+
+def check_rungs(rungs: Rungs | None, full_epochs: int, where: str) -> Rungs | None:
+    """The rungs against the recipe's epochs (again after ``--epochs``): none may be above it, and
+    a last rung equal to it is the full budget. None when no cheaper rung is left."""
+    if rungs is None:
+        return None
+    above = [e for e in rungs.epochs if e > full_epochs]
+    if above:
+        raise SweeperError(f"{where}.rungs: a rung of {above[0]} epochs is above the recipe's {full_epochs} "
+                           "epochs (the last rung is the full budget)")
+    cheaper = tuple(e for e in rungs.epochs if e < full_epochs)
+    return Rungs(cheaper, rungs.keep) if cheaper else None
