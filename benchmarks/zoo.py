@@ -64,9 +64,12 @@ def main() -> None:
     parser.add_argument("--full", action="store_true", help="time every real build instead of a sample")
     parser.add_argument("--sample", type=int, default=40, help="real builds to time per scenario (default 40)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--deprecated", action="store_true",
+                        help="include smp's deprecated timm-* aliases (the zoo's --deprecated)")
     args = parser.parse_args()
 
-    scenarios = [("--max-params 50M", ["--max-params", "50M"]), ("whole native catalogue", [])]
+    extra = ["--deprecated"] if args.deprecated else []
+    scenarios = [("--max-params 50M", ["--max-params", "50M", *extra]), ("whole native catalogue", extra)]
     floor = min(import_seconds() for _ in range(3))
     rows = []
     for label, cli_args in scenarios:

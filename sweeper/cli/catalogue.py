@@ -31,6 +31,10 @@ def zoo(
     timm: Annotated[
         bool, typer.Option("--timm", help="Add timm encoders (tu-*); combine with --encoder, the full list is large.")
     ] = False,
+    deprecated: Annotated[
+        bool, typer.Option("--deprecated", help="Also list smp's deprecated timm-* encoder aliases (each another name "
+                           "of a listed network), marked deprecated; an --encoder 'timm-...' pattern names them too.")
+    ] = False,
     classes: Annotated[int, typer.Option(help="Output classes of the segmentation head (background included).")] = 12,
     in_channels: Annotated[int, typer.Option("--in-channels", help="Input image channels.")] = 3,
     image_size: Annotated[
@@ -58,7 +62,7 @@ def zoo(
         raise SweeperError(f"--limit: must be at least 1, got {limit}")
     with Progress("counting encoders") as report:
         result = zoo_mod.list_candidates(
-            max_params=budget, archs=arch, encoders=encoder, exclude=exclude, include_timm=timm,
+            max_params=budget, archs=arch, encoders=encoder, exclude=exclude, include_timm=timm, deprecated=deprecated,
             classes=classes, in_channels=in_channels, image_size=image_size, jobs=jobs, progress=report,
         )
     rows = zoo_mod.sort_candidates(result.candidates, sort.value)
@@ -76,6 +80,9 @@ def zoo(
         print_invalid(result.invalid)
     elif result.invalid:
         console.err.print(f"{len(result.invalid)} pairs cannot be built; --show-invalid lists them with the reason")
+    if result.left_out_deprecated:
+        console.err.print(f"{len(result.left_out_deprecated)} deprecated encoder aliases (timm-*) left out; "
+                          "--deprecated lists them")
 
 
 @app.command()

@@ -2,7 +2,9 @@
 
 Columns carry their units: ``params_m`` etc. are millions of parameters (whole model, encoder,
 decoder with its head), ``gflops`` is 1e9 floating-point operations of one forward of one image
-at the zoo's ``image_size``; the JSON keeps the exact integer counts.
+at the zoo's ``image_size``; the JSON keeps the exact integer counts. ``deprecated`` marks smp's
+deprecated ``timm-*`` aliases (``sweeper zoo --deprecated``); the table and markdown show that
+column only when a row has it.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ if TYPE_CHECKING:
 
 CSV_COLUMNS = [
     "arch", "encoder", "params_m", "encoder_params_m", "decoder_params_m", "gflops",
-    "weights", "runs_at_size", "note",
+    "weights", "runs_at_size", "note", "deprecated",
 ]
 """Flat columns of :func:`to_csv`, those of :func:`sweeper.zoo.to_records`."""
 
@@ -43,16 +45,19 @@ def to_json(candidates: Iterable[Candidate]) -> str:
 
 def to_markdown(candidates: Iterable[Candidate]) -> str:
     """The table of :func:`render_table` in GitHub markdown (sizes in millions, 2 decimals)."""
+    records = to_records(candidates)
+    marked = any(r["deprecated"] for r in records)
     lines = [
-        "| arch | encoder | params (M) | encoder (M) | decoder+head (M) | GFLOPs | weights | runs |",
-        "|---|---|---:|---:|---:|---:|---|---|",
+        "| arch | encoder | params (M) | encoder (M) | decoder+head (M) | GFLOPs | weights | runs |"
+        + (" deprecated |" if marked else ""),
+        "|---|---|---:|---:|---:|---:|---|---|" + ("---|" if marked else ""),
     ]
-    for r in to_records(candidates):
+    for r in records:
         gflops = "-" if r["gflops"] is None else f"{r['gflops']:.2f}"
         lines.append(
             f"| {r['arch']} | {r['encoder']} | {r['params_m']:.2f} | {r['encoder_params_m']:.2f} | "
             f"{r['decoder_params_m']:.2f} | {gflops} | {r['weights'].replace(';', ', ') or '-'} | "
-            f"{'yes' if r['runs_at_size'] else 'no'} |"
+            f"{'yes' if r['runs_at_size'] else 'no'} |" + ((" yes |" if r["deprecated"] else " - |") if marked else "")
         )
     return "\n".join(lines) + "\n"
 
@@ -70,11 +75,15 @@ def render_table(candidates: Sequence[Candidate], *, image_size: int, title: str
     table.add_column(f"GFLOPs @{image_size}", justify="right")
     table.add_column("weights")
     table.add_column(f"runs @{image_size}")
+    marked = any(c.deprecated for c in candidates)
+    if marked:
+        table.add_column("deprecated")
     for c in candidates:
         table.add_row(
             c.arch, c.encoder, f"{c.params / 1e6:.2f}", f"{c.encoder_params / 1e6:.2f}",
             f"{c.decoder_params / 1e6:.2f}", "-" if c.gflops is None else f"{c.gflops:.2f}",
             ", ".join(c.weights) or "-", "yes" if c.runs else f"[red]no[/]: {c.note}",
+            *(["[yellow]yes[/]" if c.deprecated else "-"] if marked else []),
         )
     return table
 

@@ -142,6 +142,10 @@ class TrialRecord:
     empty: bool | None = None
     weights_artifact: str | None = None
     weights_error: str | None = None
+    #: The run's identity by content (:func:`sweeper.sweep.identity.run_key`): config key, seed, fold.
+    run_key: str | None = None
+    #: ``{"study", "trial"}`` of the run this trial reused instead of training it again.
+    reused_from: dict | None = None
 
     @classmethod
     def from_trial(cls, trial) -> TrialRecord:
@@ -302,8 +306,8 @@ def runs_matrix(runs: dict[CandidateKey, CandidateRuns]):
 #: User attributes of the study itself: the data split it was made with (a resumed study must
 #: use the same one), the space file and recipe it came from, where its weight files are, and
 #: the mIoU of predicting the majority class everywhere on the first fold's validation images, and
-#: the ranked best candidate (by mean over seeds) after the last tune.
-STUDY_ATTRS = ("split_key", "space", "recipe", "artifacts_dir", "baseline_miou", "ranked_best")
+#: the ranked best candidate (by mean over seeds) after the last tune, and an ablation's arms.
+STUDY_ATTRS = ("split_key", "space", "recipe", "artifacts_dir", "baseline_miou", "ranked_best", "ablation", "order")
 
 
 @dataclass(frozen=True)
@@ -316,6 +320,10 @@ class StudyRecord:
     #: The ranked table's best after the last tune: ``{"candidate", "mean_miou", "n", "verdicts"}``,
     #: so that anyone reading the storage finds sweeper's answer, not only Optuna's best single run.
     ranked_best: dict | None = None
+    #: An ablation study's arms: ``{"baseline": key, "arms": [{"name", "key", "values"}], "first_seeds"}``.
+    ablation: dict | None = None
+    #: The catalogue order the study screens in (``architectures.order``), fixed at its first run.
+    order: str | None = None
 
     @classmethod
     def from_study(cls, study) -> StudyRecord:

@@ -18,6 +18,7 @@ schema in short::
     pruner: {type: median, ...}    # none, median, successive_halving, hyperband, wilcoxon, threshold
     trials: 40                     # cap on screening trials
     screening: {rungs: [{epochs: 1}, {epochs: 3}], keep: 0.33}   # cheaper rungs first (see sweep.rungs)
+    ablation: {baseline: {pair: unet/resnet18}, changes: [{loss: dice}]}   # sweeper ablate (see sweep.ablation)
     objective: best                # best-epoch or last-epoch val mIoU
     rope: 0.01                     # differences below this are "practically equal" (mIoU)
     save_weights: false            # keep each run's best-epoch weights (Optuna artifacts) for ensembles
@@ -54,7 +55,7 @@ MAX_SEED = 2**32
 MAX_SEED_COUNT = 10_000
 
 TOP_KEYS = ("name", "data", "split", "folds", "recipe", "architectures", "hparams", "seeds", "racing",
-            "pruner", "trials", "objective", "rope", "save_weights", "screening")
+            "pruner", "trials", "objective", "rope", "save_weights", "screening", "ablation")
 DATA_KEYS = ("train_json", "image_root", "val_json", "val_root")
 SPLIT_KEYS = ("scheme", "val_fraction", "n_splits", "group_field", "group_regex", "seed")
 ARCH_KEYS = ("max_params", "archs", "encoders", "exclude", "timm", "pairs", "order")
@@ -106,6 +107,7 @@ class SearchSpace:
     rope: float = 0.01
     save_weights: bool = False
     screening: Any = None  # sweeper.sweep.rungs.Rungs: cheaper rungs before the full budget, or None
+    ablation: Any = None  # sweeper.sweep.ablation.Ablation: a baseline and its changes (sweeper ablate)
 
     @property
     def screening_seed(self) -> int:
@@ -261,6 +263,10 @@ def parse_space(raw: dict, *, source: str = "space", default_name: str = "sweep"
         if space.screening is not None and space.hparams:
             raise SweeperError(f"{source}: screening.rungs: rungs screen an enumerated catalogue; a space with "
                                "hparams is sampled by TPE, whose pruner already stops poor trials early")
+    if raw.get("ablation") is not None:
+        from sweeper.sweep.ablation import parse_ablation
+
+        space.ablation = parse_ablation(raw["ablation"], source)
     _check_folds(space)
     return space
 
@@ -398,7 +404,8 @@ def _arch_space(arch: dict, source: str) -> ArchSpace:
         except SweeperError as exc:
             text = (str(exc).replace("--arch:", "architectures.archs:", 1)
                     .replace("--encoder:", "architectures.encoders:", 1)
-                    .replace("add --timm", "set architectures.timm: true", 1))
+                    .replace("add --timm", "set architectures.timm: true", 1)
+                    .replace(" or add --deprecated", "", 1))
             raise SweeperError(f"{source}: {text}") from None
     return space
 

@@ -125,7 +125,15 @@ def run_sweep(space, *, storage: str | None = None, study_name: str | None = Non
             write_study(study, baseline_miou=trivial_miou(data))
         name_the_metric(study)
         stale = fail_dead_local_trials(study)
+        order = _study_order(study, space)
     summary = SweepSummary(study_name=study.study_name, storage=shown_url(storage), candidates=len(candidates))
+    if order != space.architectures.order:
+        from sweeper.sweep.candidates import ORDER_SEED
+        from sweeper.zoo.order import order_candidates
+
+        candidates = order_candidates(candidates, order, seed=ORDER_SEED)
+        summary.messages.append(f"study {study.study_name!r} screens in the order it began with ({order}); a new "
+                                f"--study screens in architectures.order ({space.architectures.order})")
     if stale:
         summary.messages.append(f"{stale} trial(s) of dead local workers marked FAIL and retried")
     runner = Runner(study, data, objective=space.objective, params_of={c.key: c.params for c in candidates},
@@ -145,6 +153,19 @@ def run_sweep(space, *, storage: str | None = None, study_name: str | None = Non
             write_study(study, ranked_best={"candidate": top.candidate.key, "mean_miou": top.mean, "n": top.n,
                                             "verdicts": {v: summary.ranking.count(v) for v in stats.VERDICTS}})
     return summary
+
+
+def _study_order(study, space) -> str:
+    """The catalogue order a study screens in: the one it began with, so that a resumed study's
+    ``--trials`` extends its own list. Studies of sweeper versions before the spread order, with
+    trials already, screened smallest first (``params``)."""
+    if space.architectures.pairs:
+        return space.architectures.order  # explicit pairs keep their own order whatever it says
+    stored = StudyRecord.from_study(study).order
+    if stored is None:
+        stored = "params" if study.get_trials(deepcopy=False) else space.architectures.order
+        write_study(study, order=stored)
+    return stored
 
 
 def trivial_miou(data) -> float:
@@ -253,7 +274,7 @@ def run_noise(space, *, arch: str | None, encoder: str | None, n_seeds: int, sto
         raise SweeperError("--arch and --encoder go together (or leave both out for the space's smallest candidate)")
     params_of = {}
     if arch is None:
-        first = resolve_candidates(space, data.num_classes)[0]
+        first = min(resolve_candidates(space, data.num_classes), key=lambda c: (c.params, c.key))
         arch, encoder, params_of = first.arch, first.encoder, {first.key: first.params}
     else:
         check_pair_names(arch, encoder)

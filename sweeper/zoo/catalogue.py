@@ -4,6 +4,12 @@ Nothing here imports torch: budgets are parsed, names sorted and filtered as pla
 the list of names smp (and timm) offer is cached on disk per library versions, so a warm
 ``sweeper zoo`` answers without importing either.
 
+Deprecated aliases: smp 0.6 warns on every encoder name that starts with ``timm-`` ("`timm-`
+encoders are deprecated ... use `tu-` equivalent encoders instead", ``smp.encoders.get_encoder``).
+Each is another name of a network the catalogue already has (:func:`alias_twins`), so they are
+left out unless asked for: ``deprecated=True`` (``sweeper zoo --deprecated``), or an encoder
+pattern that itself starts with ``timm-`` (naming an alias is asking for it).
+
 Numbers mean: ``params`` counts every parameter of the whole model (encoder + decoder + heads);
 ``gflops`` is 1e9 floating-point operations of one forward of one image at ``image_size`` as
 torch's ``flop_counter`` formulas count them (2 per multiply-add, matmul/conv/attention only).
@@ -25,6 +31,9 @@ from sweeper.versions import library_versions
 
 #: Bump when the meaning of a cached row changes.
 CACHE_SCHEMA = 3
+
+#: smp's prefix of its deprecated encoder aliases (every such name warns in ``get_encoder``).
+DEPRECATED_PREFIX = "timm-"
 
 #: The packages whose versions decide what the catalogue holds (and so key its caches).
 STACK = ("segmentation-models-pytorch", "timm", "torch")
@@ -89,6 +98,10 @@ class Candidate:
     weights: tuple[str, ...] = ()
     runs: bool = True
     note: str = ""
+    deprecated: bool = False
+
+    def __post_init__(self):
+        object.__setattr__(self, "deprecated", is_deprecated(self.encoder))
 
     @property
     def key(self) -> str:
@@ -121,6 +134,44 @@ class ZooResult:
     invalid: list[InvalidPair] = field(default_factory=list)
     cached: int = 0
     counted: int = 0
+    #: Deprecated encoder aliases the filters matched but left out (``deprecated=False``).
+    left_out_deprecated: list[str] = field(default_factory=list)
+
+
+def is_deprecated(encoder: str) -> bool:
+    """Whether ``encoder`` is one of smp's deprecated ``timm-*`` aliases."""
+    return encoder.startswith(DEPRECATED_PREFIX)
+
+
+def alias_twins(encoder: str) -> tuple[str, ...]:
+    """The other names of a deprecated alias's network; ``()`` for a name that is not deprecated.
+
+    smp's own port under the bare name where it has one (``timm-efficientnet-b0`` ->
+    ``efficientnet-b0``: the same EfficientNet-B0 with the same parameter count), and the timm
+    universal name that smp's warning points to (``tu-efficientnet_b0``,
+    ``tu-tf_efficientnet_lite0``, ``tu-skresnet18``): the same timm architecture, less the final
+    1x1 conv that the EfficientNets' smp copies carry and never use, and with the SK-ResNets'
+    selective-kernel settings a little different (up to 6% of the parameters). A twin may be absent
+    from a catalogue (``tu-*`` needs ``--timm``; smp has no bare ``skresnet18``).
+    """
+    if not is_deprecated(encoder):
+        return ()
+    bare = encoder[len(DEPRECATED_PREFIX):]
+    return (bare, "tu-" + bare.replace("-", "_"))
+
+
+def drop_alias_twins(candidates: Iterable[Candidate]) -> tuple[list[Candidate], list[Candidate]]:
+    """``(kept, dropped)``: a deprecated alias is dropped where a twin with the same architecture is
+    also among the candidates, so that a study never trains one network under two names. The
+    order of the kept candidates is unchanged."""
+    candidates = list(candidates)
+    present = {(c.arch, c.encoder) for c in candidates}
+    kept: list[Candidate] = []
+    dropped: list[Candidate] = []
+    for c in candidates:
+        twin = any((c.arch, name) in present for name in alias_twins(c.encoder))
+        (dropped if twin else kept).append(c)
+    return kept, dropped
 
 
 def catalogue_names(include_timm: bool) -> tuple[list[str], list[str]]:
@@ -166,9 +217,12 @@ def select_pairs(
     arch_filter: Iterable[str] | None = None,
     encoder_patterns: Iterable[str] | None = None,
     exclude_patterns: Iterable[str] | None = None,
+    deprecated: bool = False,
 ) -> tuple[list[str], list[str]]:
     """Apply ``--arch`` (exact names) and ``--encoder``/``--exclude`` (fnmatch wildcards).
 
+    Deprecated ``timm-*`` aliases are matched only with ``deprecated`` or by a pattern that
+    starts with ``timm-`` (``'*efficientnet*'`` does not bring them, ``'timm-*'`` does).
     Unknown architectures and patterns that match nothing are errors with the close match, as
     a silent empty table would read as "nothing fits the budget".
     """
@@ -181,18 +235,27 @@ def select_pairs(
     chosen_archs = [a for a in archs if not wanted or a in wanted]
 
     patterns = _split_csv(encoder_patterns)
+    current = [e for e in encoders if deprecated or not is_deprecated(e)]
     chosen: list[str] = []
     if patterns:
         for pattern in patterns:
-            hits = [e for e in encoders if fnmatch.fnmatchcase(e, pattern)]
+            pool = encoders if pattern.startswith(DEPRECATED_PREFIX) else current
+            hits = [e for e in pool if fnmatch.fnmatchcase(e, pattern)]
             if not hits:
+                aliases = [e for e in encoders if fnmatch.fnmatchcase(e, pattern)]
+                if aliases:
+                    raise SweeperError(
+                        f"--encoder: {pattern!r} matches only deprecated smp aliases ({', '.join(aliases[:3])}"
+                        f"{', ...' if len(aliases) > 3 else ''}); name them with a pattern that starts with "
+                        f"{DEPRECATED_PREFIX!r} or add --deprecated"
+                    )
                 raise SweeperError(
-                    f"--encoder: {pattern!r} matches no encoder{did_you_mean(pattern, encoders)}"
+                    f"--encoder: {pattern!r} matches no encoder{did_you_mean(pattern, pool)}"
                     + ("" if pattern.startswith("tu-") else "; add --timm for timm encoders (tu-*)")
                 )
             chosen += [e for e in hits if e not in chosen]
     else:
-        chosen = list(encoders)
+        chosen = current
     excludes = _split_csv(exclude_patterns)
     chosen = [e for e in chosen if not any(fnmatch.fnmatchcase(e, p) for p in excludes)]
     return chosen_archs, sorted(chosen, key=natural_key)

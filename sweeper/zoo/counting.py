@@ -29,6 +29,7 @@ from sweeper.zoo.catalogue import (
     ZooResult,
     catalogue_names,
     import_smp,
+    is_deprecated,
     natural_key,
     parse_count,
     select_pairs,
@@ -118,6 +119,7 @@ def list_candidates(
     encoders: Iterable[str] | None = None,
     exclude: Iterable[str] | None = None,
     include_timm: bool = False,
+    deprecated: bool = False,
     classes: int = 12,
     in_channels: int = 3,
     image_size: int = 256,
@@ -129,16 +131,22 @@ def list_candidates(
 
     ``archs`` are exact names, ``encoders``/``exclude`` fnmatch wildcards (comma-separated
     strings are split). ``progress(done, total)`` is called per encoder counted. Pairs that
-    smp cannot build go to ``ZooResult.invalid`` with smp's reason.
+    smp cannot build go to ``ZooResult.invalid`` with smp's reason. smp's deprecated ``timm-*``
+    aliases come only with ``deprecated`` or when a pattern starting with ``timm-`` names them
+    (:func:`~sweeper.zoo.select_pairs`); the others matched are named in
+    ``ZooResult.left_out_deprecated``.
     """
     budget = parse_count(max_params) if max_params is not None else None
     for name, value in (("--classes", classes), ("--in-channels", in_channels), ("--image-size", image_size)):
         if int(value) < 1:
             raise SweeperError(f"{name}: must be a positive integer, got {value}")
     all_archs, all_encoders = catalogue_names(include_timm)
-    chosen_archs, chosen_encoders = select_pairs(
-        all_archs, all_encoders, arch_filter=archs, encoder_patterns=encoders, exclude_patterns=exclude
-    )
+    filters = dict(arch_filter=archs, encoder_patterns=encoders, exclude_patterns=exclude)
+    chosen_archs, chosen_encoders = select_pairs(all_archs, all_encoders, deprecated=deprecated, **filters)
+    left_out = []
+    if not deprecated and any(is_deprecated(e) for e in all_encoders):
+        _, everything = select_pairs(all_archs, all_encoders, deprecated=True, **filters)
+        left_out = [e for e in everything if e not in chosen_encoders]
     cache = _ZooCache(classes, in_channels, image_size)
     if not use_cache:
         cache.rows = {}
@@ -147,7 +155,7 @@ def list_candidates(
         missing = [a for a in chosen_archs if not _complete(cache.rows.get(f"{a}/{encoder}"), budget)]
         if missing:
             tasks.append((encoder, missing, budget))
-    result = ZooResult()
+    result = ZooResult(left_out_deprecated=left_out)
     if tasks:
         for encoder, rows in _run_tasks(tasks, classes, in_channels, image_size, jobs, progress):
             for row in rows:
@@ -236,7 +244,8 @@ def sort_candidates(candidates: Iterable[Candidate], by: str = "params") -> list
 
 
 def to_records(candidates: Iterable[Candidate]) -> list[dict]:
-    """Flat rows with units in the column names (millions of parameters, GFLOPs)."""
+    """Flat rows with units in the column names (millions of parameters, GFLOPs); ``deprecated``
+    marks smp's deprecated ``timm-*`` aliases (listed with ``--deprecated`` or by name)."""
     return [
         {
             "arch": c.arch,
@@ -248,6 +257,7 @@ def to_records(candidates: Iterable[Candidate]) -> list[dict]:
             "weights": ";".join(c.weights),
             "runs_at_size": c.runs,
             "note": c.note,
+            "deprecated": c.deprecated,
         }
         for c in candidates
     ]

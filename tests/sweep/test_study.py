@@ -353,3 +353,23 @@ def test_a_resumed_study_refuses_an_edited_recipe_and_names_the_keys(tmp_path):
     edited = _replace(space, base=_replace(space.base, epochs=2, lr=1.0e-3))
     with pytest.raises(_Error, match=r"another recipe: epochs \(1 -> 2\), lr \(0.003 -> 0.001\).*--study"):
         check_same_split(open_study(edited, storage, "r"), edited, data)
+
+
+def test_a_study_keeps_the_catalogue_order_it_began_with(tmp_path):
+    """--trials on a resumed study extends its own list: a new study stores the space's order, a
+    study of a version before the spread order (trials, no stored order) screens smallest first."""
+    import optuna
+
+    from sweeper.sweep.records import StudyRecord
+    from sweeper.sweep.study import _study_order
+
+    space = tiny_space(architectures={"max_params": "5M", "archs": ["pspnet"]})
+    store = open_storage(str(tmp_path / "o.db"))
+    fresh = optuna.create_study(study_name="fresh", storage=store)
+    assert _study_order(fresh, space) == "spread" and StudyRecord.from_study(fresh).order == "spread"
+    older = optuna.create_study(study_name="older", storage=store)
+    older.enqueue_trial({})
+    assert _study_order(older, space) == "params"
+    assert _study_order(older, space) == "params"  # stored: the same answer on every resume
+    renamed = tiny_space(architectures={"max_params": "5M", "archs": ["pspnet"], "order": "name"})
+    assert _study_order(fresh, renamed) == "spread"
