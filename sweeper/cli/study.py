@@ -70,7 +70,8 @@ def tune(
         console.err.print(message)
     console.err.print(
         f"study {summary.study_name!r} in {summary.storage}: {summary.trained} new run(s) trained, "
-        f"{summary.failed} failed, {summary.pruned} pruned; {summary.candidates} candidate(s) in the space",
+        + (f"{summary.reused} reused from other studies, " if summary.reused else "")
+        + f"{summary.failed} failed, {summary.pruned} pruned; {summary.candidates} candidate(s) in the space",
         highlight=False,
     )
     print_ranking(summary.ranking, fmt)
@@ -148,6 +149,21 @@ def report(
         opened, default_rope = load_study(study, reading, space)
         name, trials = opened.study_name, read_records(opened)
         study_record = StudyRecord.from_study(opened)
+        if study_record.ablation:  # an ablation study: its arms against the baseline, not a ranking
+            from sweeper.cli.experiments import print_arms
+            from sweeper.sweep.ablate import arms_table
+
+            table = arms_table(opened, rope=rope)  # None: the ROPE the ablation ran with
+    if study_record.ablation:
+        if table is None:
+            raise SweeperError(f"ablation study {name!r} has no finished baseline run yet; run sweeper ablate")
+        print_arms(table, fmt)
+        if save_note:
+            from sweeper.sweep.dashboard import publish_ablation
+
+            publish_ablation(name, storage, table)
+            console.err.print(f"saved the arms table as the dashboard note of study {name!r}", highlight=False)
+        return
     ranking = rank_records(trials, rope=default_rope if rope is None else rope,
                            baseline=study_record.baseline_miou)
     if ranking is None:

@@ -144,12 +144,14 @@ class TuneView:
                            f"train loss {m.train_loss:.4f} ({m.seconds:.1f} s)")
         elif kind == "end":
             state = info["state"]
-            key = "complete" if state == "complete" else "pruned" if state == "pruned" else "failed"
+            reused = state.startswith("reused")  # a run of the same content from another study: no time spent
+            key = "complete" if state == "complete" or reused else "pruned" if state == "pruned" else "failed"
             self.done[key] += 1
             value = info.get("value")
-            if state == "complete" and value is not None:
+            if key == "complete" and value is not None:
                 self.runs.setdefault(str(unit.candidate), []).append(value)
-                self.durations.append(info.get("seconds") or time.monotonic() - getattr(self, "unit_started", 0))
+                if not reused:  # the ETA comes from measured training times only
+                    self.durations.append(info.get("seconds") or time.monotonic() - getattr(self, "unit_started", 0))
             if self.phase is not None:
                 self.phase = (self.phase[0], self.phase[1] + 1, self.phase[2])
             self.unit = None

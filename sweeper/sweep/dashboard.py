@@ -31,6 +31,20 @@ def publish_to_dashboard(study_name: str, storage: str | None, ranking) -> None:
         save_plotly_graph_object(study, report.plotly_figure(ranking), graph_object_id="sweeper-ranking")
 
 
+def publish_ablation(study_name: str, storage: str | None, table) -> None:
+    """Save an ablation's arms table (markdown, with the baseline's config) as the study's note."""
+    import optuna
+    from optuna_dashboard import save_note
+
+    from sweeper.report import ablation
+
+    study = optuna.load_study(study_name=study_name, storage=open_storage(storage))
+    note = ("# sweeper ablation\n\nThe **Best Trial** card above shows the single best *run*; the ablation's "
+            "answer is each change's effect against the baseline, below.\n\n" + ablation.to_markdown(table))
+    with writes_to(shown_url(storage)):
+        save_note(study, note)
+
+
 def dashboard_command(storage: str | None, *, host: str = "127.0.0.1", port: int = 8080,
                       artifacts: str | os.PathLike | None = None) -> list[str]:
     """The optuna-dashboard command line for a storage (bound to loopback unless told).

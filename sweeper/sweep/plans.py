@@ -320,3 +320,85 @@ class ScreenThenRace(BasePlan):
             if fresh and len(used) < max_seeds:
                 return Unit(key, fresh[0], self.space.folds[0], REPEAT)
         return None
+
+
+class AblationArms(BasePlan):
+    """``sweeper ablate``: every arm (the baseline first) on the first seeds, seed by seed, then
+    extra seeds for the arms whose verdict is still undecided, up to the space's seeds.
+
+    Every arm runs the seeds in the same order, and the baseline runs every seed any arm runs
+    (common random numbers): each arm's effect is a mean of paired differences against the
+    baseline, and :func:`sweeper.stats.ablation.next_arms` says who needs another seed.
+    """
+
+    def __init__(self, space, arms: Sequence[Any], *, first_seeds: int = 3, rng: random.Random | None = None):
+        self.space = space  # its base is the baseline's resolved config
+        self.arms = list(arms)  # sweeper.sweep.ablation.Arm, baseline first
+        self._values = {arm.key: arm.values for arm in self.arms}
+        self.first = max(1, min(first_seeds, len(space.seeds)))
+        self.rng = rng or random.Random()
+
+    def config(self, unit):
+        return replace(self.space.base, fold=unit.fold, **self._values[unit.candidate])
+
+    def progress(self, records):
+        done = {r.unit.key for r in records if r.holds_unit and not r.is_running}
+        first = self._first_units()
+        settled = sum(u.key in done for u in first)
+        if settled < len(first):
+            return "arms", settled, len(first)
+        return "extra seeds", sum(1 for r in records if r.holds_unit and not r.is_running) - len(first), None
+
+    def _first_units(self) -> list[Unit]:
+        seeds = self.space.seeds[: self.first]
+        return [Unit(arm.key, seed, fold, SCREEN if seed == seeds[0] else REPEAT)
+                for seed in seeds for arm in self.arms for fold in self.space.folds]
+
+    def matrix(self, records):
+        """``(values, seeds)``: a (seeds x arms) array in arm order, NaN where an arm lacks a seed."""
+        import numpy as np
+
+        from sweeper.sweep.records import completed_runs
+
+        runs = completed_runs(records)
+        seeds = sorted({s for c in runs.values() for s, _ in c.runs})
+        values = np.full((len(seeds), len(self.arms)), np.nan)
+        row = {s: i for i, s in enumerate(seeds)}
+        for j, arm in enumerate(self.arms):
+            for seed, value in runs[arm.key].runs if arm.key in runs else ():
+                values[row[seed], j] = value
+        return values, seeds
+
+    def next_unit(self, records):
+        records = list(records)
+        held = held_units(records)
+        pending = [u for u in self._first_units() if u.key not in held]
+        if pending:
+            busy = any(r.is_running for r in records)
+            return self.rng.choice(pending[:4]) if busy else pending[0]
+        if any(r.is_running for r in records):
+            return WAIT  # who gets another seed depends on the runs still going
+        used: dict[CandidateKey, set[int]] = {}
+        for r in records:
+            if r.holds_unit:
+                used.setdefault(r.unit.candidate, set()).add(r.unit.seed)
+        for arm in self.arms:  # a seed started is finished on every fold
+            for seed in sorted(used.get(arm.key, ())):
+                for fold in self.space.folds:
+                    unit = Unit(arm.key, seed, fold, REPEAT)
+                    if unit.key not in held:
+                        return unit
+        from sweeper.stats.ablation import next_arms
+
+        values, _ = self.matrix(records)
+        baseline = self.arms[0].key
+        for j in next_arms(values, len(self.space.seeds), rope=self.space.rope):
+            key = self.arms[j].key
+            fresh = [s for s in self.space.seeds if s not in used.get(key, set())]
+            if not fresh:
+                continue
+            seed = fresh[0]
+            if seed not in used.get(baseline, set()):
+                return Unit(baseline, seed, self.space.folds[0], REPEAT)
+            return Unit(key, seed, self.space.folds[0], REPEAT)
+        return None

@@ -12,9 +12,21 @@ Studies written by earlier versions hold the same attributes, so they read the s
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass, fields
 from typing import Any
+
+
+@functools.cache
+def _states():
+    """Optuna's ``TrialState`` and the run failures that recur, imported once on first use (a
+    plan asks thousands of records per decision; ``sweeper --help`` imports no optuna)."""
+    from optuna.trial import TrialState
+
+    from sweeper.errors import RUN_FAIL_KINDS
+
+    return TrialState, frozenset(RUN_FAIL_KINDS)
 
 #: The phases a unit can belong to: screening (each candidate once), racing repeats (more seeds
 #: for the undecided), the seeds of ``sweeper noise``, and a cheaper rung of a screen by rungs
@@ -68,6 +80,11 @@ class CandidateKey:
         return " ".join([self.encoder] + [f"{n}={short_value(v)}" for n, v in self.hparams])
 
     def __str__(self) -> str:
+        return self.name
+
+    @functools.cached_property
+    def name(self) -> str:
+        """The name shown and stored, computed once (keys are compared fields-first anyway)."""
         return " ".join([self.pair] + [f"{n}={short_value(v)}" for n, v in self.hparams])
 
 
@@ -82,7 +99,7 @@ class Unit:
     #: The epochs of a cheaper rung; None for the recipe's full budget (what rankings count).
     rung: int | None = None
 
-    @property
+    @functools.cached_property
     def key(self) -> str:
         """The unit's identity in the study (two trials with one key are one run)."""
         key = f"{self.candidate}|seed={self.seed}|fold={self.fold}"
@@ -169,7 +186,7 @@ class TrialRecord:
     @property
     def is_run(self) -> bool:
         """A finished run with a value: what rankings count."""
-        from optuna.trial import TrialState
+        TrialState, _ = _states()
 
         return self.state == TrialState.COMPLETE and self.unit is not None and not self.is_duplicate \
             and self.value is not None
@@ -178,9 +195,7 @@ class TrialRecord:
     def holds_unit(self) -> bool:
         """Whether this trial settles its unit: finished, in flight, queued, or failed for good
         (a run error recurs with the same seed; a killed worker's trial is retried)."""
-        from optuna.trial import TrialState
-
-        from sweeper.errors import RUN_FAIL_KINDS
+        TrialState, RUN_FAIL_KINDS = _states()
 
         if self.unit is None or self.is_duplicate:
             return False
@@ -190,13 +205,13 @@ class TrialRecord:
 
     @property
     def is_running(self) -> bool:
-        from optuna.trial import TrialState
+        TrialState, _ = _states()
 
         return self.state == TrialState.RUNNING
 
     @property
     def is_waiting(self) -> bool:
-        from optuna.trial import TrialState
+        TrialState, _ = _states()
 
         return self.state == TrialState.WAITING
 

@@ -10,11 +10,16 @@ either, since the same seed fails the same way; a trial killed with its worker i
 failed at start).
 
 The runner knows nothing of screening or racing: that is the plan's (:mod:`.plans`).
+
+Its own cost per unit stays flat in the size of the study (``benchmarks/scheduler.py``): a
+finished trial's record is parsed once (:class:`RecordCache`), and the full garbage collection
+after each trial leaves the long-lived objects of earlier trials out (:class:`FlatCollections`).
 """
 
 from __future__ import annotations
 
 import contextlib
+import gc
 import math
 import shutil
 import signal
@@ -88,6 +93,72 @@ class HeldSignals:
             raise Interrupted(signum)
 
 
+class RecordCache:
+    """The study's trials as :class:`~sweeper.sweep.records.TrialRecord` objects, each finished
+    trial parsed once.
+
+    A finished trial never changes: Optuna refuses every write to it (``UpdateFinishedTrialError``
+    on every storage), and sweeper writes only to the RUNNING trial of its own worker. So its
+    record, and its unit's key, are kept by trial number, as long as the state read matches the
+    state kept; unfinished trials (RUNNING, WAITING) are parsed at every read, since they change.
+    Every read still asks the storage for the whole list (Optuna's own cache makes that one query
+    for the new and unfinished trials), so nothing another worker did is missed.
+    """
+
+    def __init__(self, study):
+        self.study = study
+        self._finished: dict[int, tuple[records.TrialRecord, str | None]] = {}
+
+    def read(self) -> list[tuple[records.TrialRecord, str | None]]:
+        """``(record, unit key or None)`` of every trial, by trial number."""
+        out = []
+        kept = self._finished
+        for t in self.study.get_trials(deepcopy=False):
+            entry = kept.get(t.number)
+            if entry is None or entry[0].state is not t.state:
+                record = records.TrialRecord.from_trial(t)
+                entry = (record, record.unit.key if record.unit is not None else None)
+                if t.state.is_finished():
+                    kept[t.number] = entry
+            out.append(entry)
+        return out
+
+    def records(self) -> list[records.TrialRecord]:
+        return [record for record, _ in self.read()]
+
+    def with_unit(self, key: str) -> list[records.TrialRecord]:
+        """The trials (as read now) whose unit has this key, by trial number."""
+        return [record for record, k in self.read() if k == key]
+
+
+class FlatCollections:
+    """A full garbage collection after each trial whose cost does not grow with the study.
+
+    A collection after each trial frees what training left in reference cycles (a model, its
+    optimizer, an exception's frames holding tensors: GPU memory that Python's own thresholds,
+    which count objects and not bytes, would leave for later). A plain ``gc.collect()`` also
+    walks every object still alive, which grows with the trials read (Optuna's cached trials and
+    their attributes): ~0.1 s per unit at 3,000 trials. So after each collection the survivors,
+    alive by definition, are moved to the permanent generation (``gc.freeze``) and the next
+    collection walks only what came after. Reference counting still frees frozen objects; only a
+    cycle among them, should one form later, waits for :meth:`close`, which unfreezes everything
+    (the next collection then sees it). Where someone else already froze objects (a pre-fork
+    server), freezing is left to them and collections are plain.
+    """
+
+    def __init__(self):
+        self.freezing = gc.get_freeze_count() == 0
+
+    def collect(self) -> None:
+        gc.collect()
+        if self.freezing:
+            gc.freeze()
+
+    def close(self) -> None:
+        if self.freezing:
+            gc.unfreeze()
+
+
 @dataclass
 class RunCounts:
     """What this worker did: new runs trained, failed and pruned, and notes worth printing."""
@@ -95,6 +166,8 @@ class RunCounts:
     trained: int = 0
     failed: int = 0
     pruned: int = 0
+    #: Runs recorded from a finished run of the same content elsewhere in the storage, not trained.
+    reused: int = 0
     messages: list[str] = field(default_factory=list)
 
 
@@ -102,7 +175,8 @@ class Runner:
     """One worker's hands on a study: run units one at a time, as a plan asks."""
 
     def __init__(self, study, data, *, objective: str = "best", params_of: dict[str, int] | None = None,
-                 events: Events | None = None, artifacts: Path | None = None, poll_s: float = 2.0):
+                 events: Events | None = None, artifacts: Path | None = None, poll_s: float = 2.0,
+                 reuse: bool = True):
         self.study = study
         self.data = data
         self.objective = objective  # "best" epoch's or "last" epoch's val mIoU is the trial's value
@@ -115,13 +189,32 @@ class Runner:
         self._plan: BasePlan | None = None
         self._progress = None
         self._signals = HeldSignals()
+        self._cache = RecordCache(study)
+        self.reuse = reuse  # record runs finished in any study of the storage instead of training them
+        self._reuse = None
+        self._fingerprint: str | None = None
+        self._collections: FlatCollections | None = None
 
     def records(self) -> list[records.TrialRecord]:
-        return records.read_records(self.study)
+        """Every trial of the study as it is in the storage now (see :class:`RecordCache`)."""
+        return self._cache.records()
 
     def run(self, plan: BasePlan) -> RunCounts:
         """Follow ``plan`` until it has nothing left; return what this worker did."""
+        self._collections = FlatCollections()
+        try:
+            return self._follow(plan)
+        finally:
+            self._collections.close()
+            self._collections = None
+
+    def _follow(self, plan: BasePlan) -> RunCounts:
+        from sweeper.sweep.reuse import ReuseIndex
+
         self._plan = plan
+        if self.reuse:
+            self._reuse = ReuseIndex(self.study._storage)
+            self._reuse.refresh()
         while True:
             current = self.records()
             self._progress = plan.progress(current)  # for the view, from the records just read
@@ -165,14 +258,24 @@ class Runner:
             if unit is not None:
                 self.study.enqueue_trial(self._plan.params(unit), user_attrs=unit.user_attrs())
             try:
-                self.study.optimize(self._objective, n_trials=1, catch=(RunError,), gc_after_trial=True)
+                self.study.optimize(self._objective, n_trials=1, catch=(RunError,))
             except Exception as exc:  # noqa: BLE001 - only a trial taken over is handled here
                 if not _taken_over(exc):
                     raise
                 self.counts.messages.append(
                     "a trial of this worker was failed by another one while this one was stopped or paused "
                     "past the heartbeat grace period; its unit was retried there, so this run is dropped")
+            finally:
+                self._collect_garbage()
             self._signals.raise_pending()
+
+    def _collect_garbage(self) -> None:
+        """What the trial left in reference cycles is freed before the next unit (Optuna's
+        ``gc_after_trial``, at a cost that stays flat in the study's size when run by :meth:`run`)."""
+        if self._collections is not None:
+            self._collections.collect()
+        else:
+            gc.collect()
 
     # -- one trial
     def _objective(self, trial) -> float:
@@ -202,15 +305,42 @@ class Runner:
             raise optuna.TrialPruned("no unit left to run")
         if "unit" not in trial.user_attrs:
             records.write_unit(trial, unit)
-        for other in self.records():
-            if other.number < trial.number and other.holds_unit and other.unit.key == unit.key:
+        for other in self._cache.with_unit(unit.key):
+            if other.number < trial.number and other.holds_unit:
                 records.write(trial, duplicate_of=other.number)
                 raise optuna.TrialPruned(f"duplicate of trial {other.number}")
         config = plan.config(unit)
-        records.write(trial, config=config.to_dict(), worker=self.worker)
+        run_key = self._run_key(config, unit.seed)
+        records.write(trial, config=config.to_dict(), worker=self.worker, run_key=run_key)
+        original = self._reuse.find(run_key) if self._reuse is not None else None
+        if original is not None and original.value(self.objective) is not None:
+            return self._reuse_run(trial, unit, original)
         if unit.candidate.pair in self.params_of:
             records.write(trial, params_count=self.params_of[unit.candidate.pair])
         return self._train(trial, unit, config, prunable=plan.prunable(unit))
+
+    def _run_key(self, config, seed: int) -> str | None:
+        """The run's identity by content (None where the data cannot be read to fingerprint it)."""
+        from sweeper.sweep.identity import data_fingerprint, run_key
+
+        if self._fingerprint is None:
+            try:
+                self._fingerprint = data_fingerprint(config)
+            except OSError:
+                return None
+        return run_key(config, seed, self._fingerprint)
+
+    def _reuse_run(self, trial, unit: Unit, original) -> float:
+        """Record a run already finished elsewhere in the storage, instead of training it again."""
+        from sweeper.sweep.reuse import reused_attrs
+
+        value = original.value(self.objective)
+        self.events("start", {"unit": unit, "trial": trial.number, "epochs": 0, "progress": self._progress})
+        records.write(trial, **reused_attrs(original))
+        self.counts.reused += 1
+        self.events("end", {"unit": unit, "trial": trial.number, "state": f"reused ({original.study} #"
+                            f"{original.number})", "value": value, "seconds": 0.0})
+        return value
 
     def _train(self, trial, unit: Unit, config, *, prunable: bool) -> float:
         import optuna
@@ -259,13 +389,14 @@ class Runner:
                 shutil.rmtree(incoming, ignore_errors=True)
         best = result.history[result.best_epoch]
         value = result.best_miou if self.objective == "best" else result.history[-1].miou
-        for other in self.records():  # a copy retried while this worker was paused finished first
-            if other.number != trial.number and other.is_run and other.unit.key == unit.key:
+        for other in self._cache.with_unit(unit.key):  # a copy retried while this worker was paused finished first
+            if other.number != trial.number and other.is_run:
                 records.write(trial, duplicate_of=other.number)
                 raise optuna.TrialPruned(f"duplicate of trial {other.number}, which finished while this run was "
                                          "paused")
-        records.write(trial, params_count=result.params, best_epoch=result.best_epoch,
-                      per_class_iou=dict(zip(result.class_names, best.iou)),
+        if self.params_of.get(unit.candidate.pair) != result.params:  # else written before training
+            records.write(trial, params_count=result.params)
+        records.write(trial, best_epoch=result.best_epoch, per_class_iou=dict(zip(result.class_names, best.iou)),
                       wall_time_s=round(result.wall_time_s, 3), images_per_s=round(result.images_per_s, 2),
                       peak_memory_mb=round(result.peak_memory_mb, 1), device=result.device,
                       versions=result.versions)

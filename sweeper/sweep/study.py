@@ -40,6 +40,7 @@ class SweepSummary:
     trained: int = 0
     failed: int = 0
     pruned: int = 0
+    reused: int = 0  # runs recorded from the same content finished in another study, not trained
     ranking: Any = None
     candidates: int = 0
     messages: list[str] = field(default_factory=list)
@@ -142,6 +143,7 @@ def run_sweep(space, *, storage: str | None = None, study_name: str | None = Non
                           rng=random.Random(os.getpid() ^ int(time.time())), choices=stored_choices(study))
     counts = runner.run(plan)
     summary.trained, summary.failed, summary.pruned = counts.trained, counts.failed, counts.pruned
+    summary.reused = counts.reused
     summary.messages += counts.messages
     summary.ranking = rank_records(read_records(study), rope=space.rope,
                                    baseline=StudyRecord.from_study(study).baseline_miou)

@@ -18,7 +18,8 @@ from sweeper.cli import app
 from sweeper.cli._app import ENVIRONMENT
 
 runner = CliRunner()
-COMMANDS = ["zoo", "check", "demo-data", "tune", "report", "noise", "ensemble", "dashboard"]
+COMMANDS = ["zoo", "check", "demo-data", "tune", "fidelity", "report", "noise", "ablate", "runs", "ensemble",
+            "dashboard"]
 WIDE = {"COLUMNS": "200"}
 
 

@@ -31,13 +31,14 @@ def test_candidate_key_names_pairs_and_hyperparameters():
 
 
 def _full_record(number: int) -> TrialRecord:
-    unit = Unit(CandidateKey.of("unet", "resnet18", {"lr": 0.001}), 3, 1, REPEAT)
+    unit = Unit(CandidateKey.of("unet", "resnet18", {"lr": 0.001}), 3, 1, REPEAT, rung=2)
     return TrialRecord(
         number=number, state=TrialState.COMPLETE, value=0.5, unit=unit, config={"arch": "unet", "lr": 0.001},
         worker={"host": "h", "pid": 7}, params_count=1234, history=[{"epoch": 0, "miou": 0.5}], best_epoch=0,
         per_class_iou={"background": 0.9, "cat": 0.1}, wall_time_s=1.5, images_per_s=10.0, peak_memory_mb=100.0,
         device="cpu", versions={"torch": "x"}, pruned_at_epoch=None, fail_kind="oom", fail_reason="why",
         interrupted=True, duplicate_of=2, empty=True, weights_artifact="a-b-c", weights_error="disk full",
+        run_key="abc|seed=3|fold=1", reused_from={"study": "s", "trial": 4},
     )
 
 

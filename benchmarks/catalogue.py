@@ -1,0 +1,431 @@
+"""A catalogue, three ways: compute spent and P(the final ★ is within the ROPE of the best).
+
+    python benchmarks/catalogue.py                      # 200 studies per setting, 100 candidates (<= 5 min, 2 cores)
+    python benchmarks/catalogue.py --quick              # 60 studies per setting
+    python benchmarks/catalogue.py --ladders "1,3;1;3" --keeps 0.1,0.25,0.33   # other rungs and keeps
+    python benchmarks/catalogue.py --calibrate /tmp/fid/f.db --study demo-fidelity   # figures from your study
+    python benchmarks/catalogue.py --rho 0.5,0.8 --seed-sd 0.0095,0.0126,0.0126      # what-if, marked as such
+
+Strategies, on the same simulated candidates and the same simulated runs (common random numbers:
+a candidate's seed-0 full-budget run is the same run in every strategy):
+
+- **once**: every candidate once at the full budget, ★ = the best single run (the usual practice);
+- **uniform 5**: every candidate with 5 seeds at the full budget, ★ = the best mean;
+- **sweeper**: the REAL :class:`~sweeper.sweep.plans.ScreenThenRace` plan (rungs, then racing
+  repeats up to 5 seeds by :func:`sweeper.stats.next_candidates`), driven by a stub runner that
+  looks each run's value up instead of training; ★ = ``rank_records(records).best_key``, the
+  table's best. Its compute is the epochs of every unit the plan asked for.
+
+"Within the ROPE" means the ★'s true full-budget mean is at most ``rope`` (0.01 mIoU) below the
+true best's. Compute is training epochs, as a share of "once" (every candidate x full budget).
+The goal of the issue: sweeper's P within 2 points of uniform 5's, for <= 35% of "once"'s compute.
+
+**Real and simulated.** The figures the simulation is calibrated on are real: measured with
+``sweeper fidelity`` on the demo data (its 6 pairs, rungs of 1 and 3 epochs and a full budget of
+8, each trained from scratch as tune's rungs are, 3 seeds), see :data:`MEASURED`, or recomputed
+from any fidelity study with ``--calibrate``. From them: the seed sd at each budget, the spread of
+the candidates' true means, and the correlation of a candidate's true mean at each rung with its
+true full-budget mean (disattenuated for seed noise). Everything else is simulated: a catalogue of
+``--candidates`` whose true full-budget means are normal with the measured spread; a candidate's
+rung means follow a Markov chain down from the full budget (rung 3 correlates ``rho_3`` with the
+full budget, rung 1 ``rho_1 / rho_3`` with rung 3, so ``rho_1`` with the full budget) where the
+measured correlations allow it (else independent given the full budget); a run is its true mean
+at its budget plus normal seed noise of that budget's measured sd, independent across runs and
+budgets (the measured correlation of one seed's deviations across budgets is printed, not used).
+The simulation is not tuned to meet the goal: the parameters printed are the measured ones;
+``--rho`` and ``--seed-sd`` replace them for a what-if, and the output then says so. Every rate
+comes with its 95% Wilson interval; the paired column is sweeper's hit minus uniform 5's, study by
+study, with a normal 95% interval.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import random
+import sys
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+from rich.console import Console
+from rich.table import Table
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks.stats_sim import rate  # noqa: E402
+
+console = Console(width=170)
+ROPE = 0.01
+MAX_SEEDS = 5
+#: zoo-50m's screen: rungs of 1 and 3 epochs before the full budget of 8, keep 0.33.
+ZOO_RUNGS, ZOO_FULL, ZOO_KEEP = (1, 3), 8, 0.33
+GOAL_POINTS, GOAL_COST = 0.02, 0.35
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """The real figures the simulation follows, per budget (cheap rungs first, the full budget
+    last): ``level`` mean mIoU, ``spread`` sd of the candidates' true means, ``seed_sd`` sd of a
+    run around its candidate's mean, and per cheap rung ``rho`` (the correlation of true means with
+    the full budget's, disattenuated), ``rho_raw`` (of the observed means), ``tau`` (Kendall's tau of
+    single runs, :func:`sweeper.stats.fidelity.kendall_tau`) and ``noise_corr`` (the correlation of
+    one seed's deviations at the rung and at the full budget)."""
+
+    source: str
+    budgets: tuple[int, ...]
+    candidates: int
+    seeds: int
+    level: tuple[float, ...]
+    spread: tuple[float, ...]
+    seed_sd: tuple[float, ...]
+    rho: tuple[float, ...]
+    rho_raw: tuple[float, ...]
+    tau: tuple[float, ...]
+    noise_corr: tuple[float, ...]
+    curves: str = ""
+
+
+#: Measured 2026-12-01 on the demo data (its 6 pairs: unet, fpn, pspnet x mobilenet_v2, resnet18;
+#: the demo recipe at 64 px, cosine schedule, with a full budget of 8 epochs; 54 runs on CPU) with
+#: ``sweeper fidelity --space demo --epochs 8 --rungs 1,3 --candidates 6 --seeds 3``, then
+#: ``--calibrate`` on that storage. Six candidates measure the correlations poorly: Kendall's tau of
+#: rung 1 is -0.10 [-0.70, +0.56] and of rung 3 +0.42 [-0.03, +0.76] (95% bootstrap intervals).
+MEASURED = Calibration(
+    source="demo data, sweeper fidelity --epochs 8 --rungs 1,3 --candidates 6 --seeds 3 (2026-12-01)",
+    budgets=(1, 3, 8), candidates=6, seeds=3,
+    level=(0.1819, 0.3112, 0.3972), spread=(0.0464, 0.0539, 0.0169), seed_sd=(0.0095, 0.0173, 0.0310),
+    rho=(-0.529, 0.829), rho_raw=(-0.361, 0.560), tau=(-0.099, 0.422), noise_corr=(-0.157, 0.250),
+    curves="epoch 1 of an 8-epoch run vs its value: r = -0.13 (mean mIoU 0.166); epoch 3: r = 0.38 (mean mIoU "
+           "0.322), over 18 runs",
+)
+
+
+def calibrate(values: dict[int, np.ndarray], full_epochs: int, source: str, curves: str = "") -> Calibration:
+    """The simulation's figures from a fidelity study's runs: ``values[budget]`` is a (seeds x
+    candidates) array of val mIoU, NaN where a run is missing; ``full_epochs`` the full budget."""
+    from sweeper.stats.fidelity import kendall_tau
+
+    budgets = tuple(sorted(values))
+    if budgets[-1] != full_epochs:
+        raise SystemExit(f"--calibrate: no run at the full budget of {full_epochs} epochs")
+    full = values[full_epochs]
+    seen = np.isfinite(full).any(axis=0)
+    arrays = {e: values[e][:, seen] for e in budgets}
+    n_seeds = full.shape[0]
+    if n_seeds < 2:
+        raise SystemExit("--calibrate: the study needs at least 2 seeds to measure the seed sd")
+    level, spread, seed_sd, means = [], [], [], {}
+    for e in budgets:
+        x = arrays[e]
+        m = np.nanmean(x, axis=0)
+        within = np.nanvar(x, axis=0, ddof=1)
+        sd = float(np.sqrt(np.nanmean(within)))
+        observed = float(np.std(m, ddof=1))
+        true_var = observed ** 2 - sd ** 2 / n_seeds
+        means[e] = m
+        level.append(float(m.mean()))
+        seed_sd.append(sd)
+        spread.append(float(math.sqrt(max(true_var, 0.25 * observed ** 2))))  # floor: a quarter of the variance
+    rho, rho_raw, tau, noise = [], [], [], []
+    obs_full = np.std(means[full_epochs], ddof=1)
+    for i, e in enumerate(budgets[:-1]):
+        raw = float(np.corrcoef(means[e], means[full_epochs])[0, 1])
+        reliability = (spread[i] / np.std(means[e], ddof=1)) * (spread[-1] / obs_full)
+        rho_raw.append(raw)
+        rho.append(float(np.clip(raw / reliability, -0.99, 0.99)))
+        tau.append(kendall_tau(arrays[e], arrays[full_epochs]))
+        dev_e = (arrays[e] - means[e]).ravel()
+        dev_f = (arrays[full_epochs] - means[full_epochs]).ravel()
+        ok = np.isfinite(dev_e) & np.isfinite(dev_f)
+        noise.append(float(np.corrcoef(dev_e[ok], dev_f[ok])[0, 1]))
+    return Calibration(source, budgets, int(seen.sum()), n_seeds, tuple(level), tuple(spread), tuple(seed_sd),
+                       tuple(rho), tuple(rho_raw), tuple(tau), tuple(noise), curves)
+
+
+def read_study(storage: str, study: str | None) -> Calibration:
+    """:func:`calibrate` on a fidelity study: its runs by budget, and the within-run curves of its
+    full-budget runs (how well epoch k of an 8-epoch run predicts its end, for comparison)."""
+    import optuna
+
+    from sweeper.sweep.fidelity import budget_values
+    from sweeper.sweep.records import read_records
+    from sweeper.sweep.storage import open_storage
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    store = open_storage(storage, must_exist=True)
+    names = [s.study_name for s in optuna.get_all_study_summaries(store)]
+    name = study or next((n for n in names if n.endswith("-fidelity")), None)
+    if name not in names:
+        raise SystemExit(f"--study: no study {name!r} in {storage}; studies there: {', '.join(names)}")
+    records = read_records(optuna.load_study(study_name=name, storage=store))
+    runs = [r for r in records if r.is_run]
+    keys = list(dict.fromkeys(r.unit.candidate for r in runs))
+    seeds = tuple(sorted({r.unit.seed for r in runs}))
+    rungs = tuple(sorted({r.unit.rung for r in runs if r.unit.rung is not None}))
+    full_epochs = next(r.config["epochs"] for r in runs if r.unit.rung is None)
+    raw = budget_values(records, keys, seeds, (*rungs, None))
+    values = {(full_epochs if e is None else e): np.array([[np.nan if v is None else v for v in row] for row in rows])
+              for e, rows in raw.items()}
+    # Within-run curves: epoch k's val mIoU of each full-budget run against the run's value.
+    finals, by_epoch = [], {}
+    for r in runs:
+        if r.unit.rung is None and r.history:
+            finals.append(r.value)
+            for h in r.history:
+                by_epoch.setdefault(h["epoch"] + 1, []).append(h["miou"])
+    parts = []
+    for k in sorted(by_epoch):
+        if k in rungs and len(by_epoch[k]) == len(finals):
+            parts.append(f"epoch {k} of a {full_epochs}-epoch run vs its value: r = "
+                         f"{np.corrcoef(by_epoch[k], finals)[0, 1]:.2f} (mean mIoU {np.mean(by_epoch[k]):.3f})")
+    return calibrate(values, full_epochs, f"{storage} study {name}", curves="; ".join(parts))
+
+
+# --------------------------------------------------------------------------- the simulation
+
+
+def simulate_catalogue(cal: Calibration, k: int, rng: np.random.Generator):
+    """One catalogue: true full-budget means (k,), and runs[budget] (k, MAX_SEEDS) at every budget
+    the calibration measured (its cheap rungs and its full budget)."""
+    *rungs, full = cal.budgets
+    z_full = rng.normal(size=k)
+    true = {full: cal.level[-1] + cal.spread[-1] * z_full}
+    z_next, rho_next = z_full, 1.0
+    markov = is_markov(cal)
+    for i in reversed(range(len(rungs))):
+        rho = cal.rho[i] / rho_next if markov else cal.rho[i]
+        base = z_next if markov else z_full
+        z = rho * base + math.sqrt(max(1 - rho * rho, 0.0)) * rng.normal(size=k)
+        true[rungs[i]] = cal.level[i] + cal.spread[i] * z
+        if markov:
+            z_next, rho_next = z, cal.rho[i]
+    sds = dict(zip(cal.budgets, cal.seed_sd))
+    runs = {e: true[e][:, None] + sds[e] * rng.normal(size=(k, MAX_SEEDS)) for e in true}
+    return true[full], runs
+
+
+def is_markov(cal: Calibration) -> bool:
+    """Whether the rungs' correlations with the full budget grow with the epochs, as a Markov
+    chain down from the full budget needs."""
+    return all(abs(a) <= abs(b) for a, b in zip(cal.rho, (*cal.rho[1:], 1.0)))
+
+
+def sim_space(k: int, rungs: tuple[int, ...], keep: float, full: int):
+    """The space ScreenThenRace reads: k candidates screened, 5 seeds, racing, the ROPE, the rungs.
+    Its recipe is a stand-in with only the epochs (the stub never builds a TrainConfig)."""
+    from sweeper.sweep.rungs import Rungs
+    from sweeper.sweep.space import ArchSpace, PrunerSpec, SearchSpace
+
+    return SearchSpace(name="sim", source="sim", base=SimpleNamespace(epochs=full), architectures=ArchSpace(),
+                       seeds=tuple(range(MAX_SEEDS)), racing=True, pruner=PrunerSpec("none"), trials=k, rope=ROPE,
+                       screening=Rungs(tuple(rungs), keep) if rungs else None)
+
+
+def follow(plan, value_of) -> list:
+    """Run ``plan`` to its end with a stub runner (as tests/sweep/stub.py does), one worker.
+
+    While the plan climbs the rungs, the units of a level go in at once, in the order it would
+    hand them out one by one (``plan.ladder``); promotion waits for the whole level anyway, so the
+    decisions are the same, for far fewer calls. Racing asks the plan before every unit."""
+    from optuna.trial import TrialState
+
+    from sweeper.sweep.plans import ScreenThenRace
+    from sweeper.sweep.records import RUNG, SCREEN, TrialRecord, Unit
+
+    records: list = []
+    for _ in range(100_000):
+        step = plan.next_unit(records)
+        if step is None:
+            return records
+        assert isinstance(step, Unit), f"a plan over finished records answered {step}"
+        batch = [step]
+        if step.phase in (RUNG, SCREEN) and isinstance(plan, ScreenThenRace):
+            held = {r.unit.key for r in records}
+            batch = [u for u in plan.ladder(records)[1] if u.key not in held]
+            assert batch[0] == step
+        for unit in batch:
+            records.append(TrialRecord(number=len(records), state=TrialState.COMPLETE, value=value_of(unit),
+                                       unit=unit))
+    raise AssertionError("the plan did not finish")
+
+
+def run_sweeper(runs: dict, k: int, rungs: tuple[int, ...], keep: float, full: int, seed: int) -> tuple[int, int]:
+    """``(★ column, epochs trained)`` of sweeper's plan on one catalogue."""
+    from sweeper.sweep.plans import ScreenThenRace
+    from sweeper.sweep.ranking import rank_records
+    from sweeper.sweep.records import CandidateKey
+
+    keys = [CandidateKey.of("sim", f"c{i:04d}") for i in range(k)]
+    column = {key: i for i, key in enumerate(keys)}
+    plan = ScreenThenRace(sim_space(k, rungs, keep, full), keys, rng=random.Random(seed))
+    records = follow(plan, lambda u: float(runs[full if u.rung is None else u.rung][column[u.candidate], u.seed]))
+    best = rank_records(records, rope=ROPE).best_key
+    epochs = sum(full if r.unit.rung is None else r.unit.rung for r in records)
+    return int(best.removeprefix("sim/c")), epochs
+
+
+@dataclass
+class Tally:
+    hits: int = 0
+    epochs: int = 0
+    studies: int = 0
+
+    def add(self, hit: bool, epochs: int) -> None:
+        self.hits += bool(hit)
+        self.epochs += epochs
+        self.studies += 1
+
+
+def run_setting(cal: Calibration, k: int, studies: int, settings: list[tuple[tuple[int, ...], float]], seed: int):
+    """Every strategy on the same ``studies`` catalogues; sweeper once per ``(rungs, keep)`` setting.
+    Returns the tallies of once and uniform 5, sweeper's per setting, and per setting the paired
+    differences of sweeper's hit and uniform 5's, study by study."""
+    full = cal.budgets[-1]
+    rng = np.random.default_rng(seed)
+    once, uniform = Tally(), Tally()
+    ours = [Tally() for _ in settings]
+    paired = [[] for _ in settings]
+    for s in range(studies):
+        true, runs = simulate_catalogue(cal, k, rng)
+        best = true.max()
+        a = int(np.argmax(runs[full][:, 0]))
+        b = int(np.argmax(runs[full].mean(axis=1)))
+        hit_b = best - true[b] <= ROPE
+        once.add(best - true[a] <= ROPE, k * full)
+        uniform.add(hit_b, MAX_SEEDS * k * full)
+        for j, (rungs, keep) in enumerate(settings):
+            c, epochs = run_sweeper(runs, k, rungs, keep, full, seed * 100_003 + s)
+            hit_c = best - true[c] <= ROPE
+            ours[j].add(hit_c, epochs)
+            paired[j].append(int(hit_c) - int(hit_b))
+    return once, uniform, ours, [np.array(p) for p in paired]
+
+
+def diff_interval(d: np.ndarray) -> str:
+    """The paired difference of two rates on the same studies, with a normal 95% interval."""
+    half = 1.96 * d.std(ddof=1) / math.sqrt(d.size) if d.size > 1 else math.nan
+    return f"{100 * d.mean():+.1f} [{100 * (d.mean() - half):+.1f}, {100 * (d.mean() + half):+.1f}]"
+
+
+def print_calibration(cal: Calibration, k: int) -> None:
+    kind = "Figures (some overridden)" if cal.source.startswith("WHAT-IF") else "Real figures"
+    table = Table(title=f"{kind}: {cal.source} ({cal.candidates} candidates x {cal.seeds} seeds; every run "
+                  "trained from scratch at its budget)", title_justify="left")
+    for col in ("budget (epochs)", "mean mIoU", "true spread (sd)", "seed sd", "rho true vs full", "rho observed",
+                "Kendall tau (runs)", "seed-noise corr with full"):
+        table.add_column(col, justify="right")
+    for i, e in enumerate(cal.budgets):
+        cheap = i < len(cal.budgets) - 1
+        table.add_row(str(e), f"{cal.level[i]:.3f}", f"{cal.spread[i]:.4f}", f"{cal.seed_sd[i]:.4f}",
+                      f"{cal.rho[i]:.2f}" if cheap else "1", f"{cal.rho_raw[i]:.2f}" if cheap else "",
+                      f"{cal.tau[i]:+.2f}" if cheap else "", f"{cal.noise_corr[i]:+.2f}" if cheap else "")
+    console.print(table)
+    if cal.curves:
+        console.print(f"Within-run curves (real, for comparison; rungs are separate runs): {cal.curves}",
+                      highlight=False)
+    chain = "a Markov chain down from" if is_markov(cal) else "independent given"
+    console.print(f"Simulated: {k} candidates per catalogue, true full-budget means normal (mean {cal.level[-1]:.3f}, "
+                  f"sd {cal.spread[-1]:.4f}); true rung means {chain} the full budget with the rho above (true "
+                  "spread and mean as measured); runs = true mean + normal noise of the seed sd above, independent "
+                  f"across runs and budgets; ROPE {ROPE}, up to {MAX_SEEDS} seeds.\n", highlight=False)
+
+
+def what_if(cal: Calibration, *, rho: str | None, seed_sd: str | None, error) -> Calibration:
+    """The calibration with ``--rho`` / ``--seed-sd`` put in place of the measured figures, its
+    source saying so (the rho_raw, tau and noise columns stay the measured ones)."""
+    changes, notes = {}, []
+    for name, text, size in (("rho", rho, len(cal.budgets) - 1), ("seed_sd", seed_sd, len(cal.budgets))):
+        if text is None:
+            continue
+        try:
+            values = tuple(float(v) for v in text.split(","))
+        except ValueError:
+            error(f"--{name.replace('_', '-')}: expected {size} numbers separated by commas, got {text!r}")
+        if len(values) != size or (name == "rho" and any(abs(v) >= 1 for v in values)) or \
+                (name == "seed_sd" and any(v < 0 for v in values)):
+            error(f"--{name.replace('_', '-')}: expected {size} value(s) for budgets {cal.budgets[:size]} "
+                  f"({'each in (-1, 1)' if name == 'rho' else 'each >= 0'}), got {text!r}")
+        changes[name] = values
+        notes.append(f"{name} set to {', '.join(map(str, values))}")
+    if not changes:
+        return cal
+    return replace(cal, source=f"WHAT-IF ({'; '.join(notes)}) on {cal.source}", **changes)
+
+
+def parse_settings(ladders: str, keeps: str, cheap: tuple[int, ...]) -> list[tuple[tuple[int, ...], float]]:
+    """``--ladders "1,3;1"`` x ``--keeps 0.25,0.33``: every ladder with every keep; a ladder's rungs
+    must be budgets the calibration measured."""
+    out = []
+    for ladder in ladders.split(";"):
+        rungs = tuple(int(e) for e in ladder.split(",") if e.strip())
+        missing = [e for e in rungs if e not in cheap]
+        if missing or list(rungs) != sorted(set(rungs)):
+            raise SystemExit(f"--ladders: {ladder!r}: rungs must be increasing budgets among the measured {cheap}")
+        out += [(rungs, float(k)) for k in keeps.split(",")]
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--studies", type=int, default=None, help="simulated studies per setting (default 200, "
+                        "--quick 60)")
+    parser.add_argument("--quick", action="store_true", help="60 studies per setting")
+    parser.add_argument("--candidates", type=int, default=100, help="candidates per simulated catalogue")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the simulation")
+    parser.add_argument("--calibrate", metavar="STORAGE", help="recompute the real figures from a fidelity study "
+                        "in this storage (default: the figures in MEASURED)")
+    parser.add_argument("--study", help="the fidelity study's name (default: the first *-fidelity study)")
+    parser.add_argument("--keeps", default="0.25,0.33,0.5", help="keep fractions to compare (zoo-50m: 0.33)")
+    parser.add_argument("--ladders", default="1,3", help="cheap rungs to compare, ';' between ladders, e.g. "
+                        "'1,3;1;3' (zoo-50m: 1,3); each among the measured budgets")
+    parser.add_argument("--rho", help="what-if: the cheap rungs' true correlations with the full budget instead of "
+                        "the measured ones, e.g. 0.5,0.8 (marked as such in the output)")
+    parser.add_argument("--seed-sd", help="what-if: the seed sd of every budget instead of the measured ones, e.g. "
+                        "0.005,0.008,0.012")
+    args = parser.parse_args(argv)
+    studies = args.studies or (60 if args.quick else 200)
+    if studies < 2 or args.candidates < 3:
+        parser.error("--studies must be >= 2 and --candidates >= 3")
+    cal = read_study(args.calibrate, args.study) if args.calibrate else MEASURED
+    cal = what_if(cal, rho=args.rho, seed_sd=args.seed_sd, error=parser.error)
+    settings = parse_settings(args.ladders, args.keeps, cal.budgets[:-1])
+    full = cal.budgets[-1]
+    start = time.perf_counter()
+    print_calibration(cal, args.candidates)
+    once, uniform, ours, paired = run_setting(cal, args.candidates, studies, settings, args.seed)
+    table = Table(title=f"{args.candidates} candidates, {studies} simulated studies, ROPE {ROPE}; the same catalogues "
+                  "and runs in every row. Goal: sweeper's P >= uniform 5's - 2 points, for <= 35% of once's compute",
+                  title_justify="left")
+    for col in ("strategy", "rungs / keep", "P(★ within ROPE of the best)", "compute (epochs/candidate)",
+                "% of once", "P - uniform 5 (paired)", "goal"):
+        table.add_column(col, justify="left" if col == "strategy" else "right")
+    per = args.candidates * studies
+    table.add_row("once (every candidate, 1 seed)", "-", rate(once.hits, studies), f"{once.epochs / per:.2f}", "100%",
+                  "", "")
+    table.add_row("uniform 5 seeds", "-", rate(uniform.hits, studies), f"{uniform.epochs / per:.2f}",
+                  f"{100 * uniform.epochs / once.epochs:.0f}%", "", "")
+    met = []
+    for (rungs, keep), tally, d in zip(settings, ours, paired):
+        share = tally.epochs / once.epochs
+        ok_p = tally.hits / studies >= uniform.hits / studies - GOAL_POINTS
+        ok_cost = share <= GOAL_COST
+        failed = [what for what, ok in (("P", ok_p), ("compute", ok_cost)) if not ok]
+        label = f"{'/'.join(map(str, (*rungs, full)))} / {keep:g}"
+        if rungs == ZOO_RUNGS and keep == ZOO_KEEP and full == ZOO_FULL:
+            label += " (zoo-50m)"
+        table.add_row("sweeper: rungs + racing", label, rate(tally.hits, studies), f"{tally.epochs / per:.2f}",
+                      f"{100 * share:.0f}%", diff_interval(d), f"NOT MET ({', '.join(failed)})" if failed else "met")
+        if not failed:
+            met.append(label)
+    console.print(table)
+    console.print("Goal met for: " + ", ".join(met) if met else "Goal met for none of the settings tried.",
+                  highlight=False)
+    console.print(f"total {time.perf_counter() - start:.0f} s, seed {args.seed}", highlight=False)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
