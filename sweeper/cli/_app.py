@@ -28,6 +28,8 @@ ENVIRONMENT = (
      "queues a copy (default 60)."),
     ("SWEEPER_WORKER_HOST", "the host name a worker records in its trials (default: this machine's), to tell "
      "its dead processes from another machine's."),
+    ("SWEEPER_SQLITE_WAL", "1 keeps a SQLite study file in write-ahead-log mode (faster commits), 0 puts it back "
+     "in its rollback journal; unset, a file keeps its mode."),
     ("HF_HUB_OFFLINE", "0 allows downloads of hub weights (encoder_weights: imagenet); unset or 1, such a "
      "request fails at once with advice to use a local file."),
 )

@@ -294,9 +294,11 @@ class ScreenThenRace(BasePlan):
         values, seeds = runs_matrix(runs)
         keys = list(runs)
         seeds_used: dict[CandidateKey, set[int]] = {}
+        settled: set[tuple] = set()  # (candidate, seed, fold) of the full-budget units held
         for r in records:
             if r.holds_unit and r.unit.rung is None:
                 seeds_used.setdefault(r.unit.candidate, set()).add(r.unit.seed)
+                settled.add((r.unit.candidate, r.unit.seed, r.unit.fold))
         max_seeds = len(self.space.seeds)
         if self.space.racing:
             order = stats.next_candidates(values, max_seeds, rope=self.space.rope)
@@ -310,9 +312,8 @@ class ScreenThenRace(BasePlan):
         for key in keys:
             for seed in sorted(seeds_used.get(key, set())):
                 for fold in self.space.folds:
-                    unit = Unit(key, seed, fold, REPEAT)
-                    if unit.key not in held:
-                        return unit
+                    if (key, seed, fold) not in settled:
+                        return Unit(key, seed, fold, REPEAT)
         for i in order:
             key = keys[i]
             used = seeds_used.get(key, set())

@@ -5,7 +5,7 @@ A ``--storage`` value is a URL (``sqlite:///x.db``, ``postgresql://...``), a ``.
 storages get heartbeats: a RUNNING trial whose worker sent none for ``GRACE_PERIOD_S`` seconds is
 failed and retried by the next worker (:mod:`sweeper.sweep.workers`); what a full disk or a torn
 journal write does is :mod:`sweeper.sweep.disk`'s. Every URL that is printed goes through
-:func:`mask_url` first. A SQLite file on a local disk is kept in write-ahead-log mode
+:func:`mask_url` first. ``SWEEPER_SQLITE_WAL=1`` keeps a SQLite file in write-ahead-log mode
 (:func:`sqlite_wal`): a trial's ~35 small writes then wait for the disk once per checkpoint, not
 at each commit.
 """
@@ -212,28 +212,29 @@ def filesystem_type(path: Path) -> str | None:
     return kind
 
 
-def sqlite_wal(path: Path) -> bool:
-    """Whether a SQLite study file is kept in write-ahead-log mode: on a local file system, yes.
+def sqlite_wal(path: Path) -> bool | None:
+    """Whether to put a SQLite study file in write-ahead-log mode (True), back in its rollback
+    journal (False), or leave it in the mode it has (None, the default).
 
-    In the default rollback-journal mode every commit waits for the disk (several ``fsync``), and a
-    trial commits ~35 times (each attribute, each epoch's report), so on a busy disk the writes cost
+    In the rollback-journal mode every commit waits for the disk (several ``fsync``), and a trial
+    commits ~35 times (each attribute, each epoch's report), so on a busy disk the writes can cost
     more than all the rest of sweeper's work (``benchmarks/scheduler.py``: 0.5 against 0.05 s per
     trial measured on a shared disk). With the log and ``synchronous=NORMAL`` (set per connection
     by :func:`_sync_wal_normally`), a commit is an append; the disk is waited for at checkpoints.
-    What that gives up: after a power cut or an OS crash (not a killed worker) the last commits may
-    be rolled back, and their units are run again; the file is never corrupted. Readers (the
-    dashboard, ``report``) no longer block the workers' writes either.
-
-    Not on a network file system (:data:`NETWORK_FILESYSTEMS`), nor in memory (tmpfs: nothing to
-    wait for, and the log needs room beside the file), nor where the type is unknown: there the
-    file keeps (or gets back) its rollback journal. ``SWEEPER_SQLITE_WAL=0`` or ``1`` decides
-    instead.
+    It is opt-in, ``SWEEPER_SQLITE_WAL=1``, because of what it gives up: after a power cut or an OS
+    crash the last commits may be rolled back (their units run again); the file's bytes change
+    when the log is checkpointed, also after a reader closes it, so a study file stops being
+    byte-for-byte stable under read-only commands; and it does not work over a network file
+    system. ``SWEEPER_SQLITE_WAL=0`` puts a file back in its rollback journal, and so does
+    opening it on a network file system (:data:`NETWORK_FILESYSTEMS`).
     """
     flag = os.environ.get("SWEEPER_SQLITE_WAL", "").strip().lower()
     if flag:
         return flag not in ("0", "no", "false", "off")
     kind = filesystem_type(path.parent)
-    return kind is not None and not kind.startswith(NETWORK_FILESYSTEMS) and kind not in MEMORY_FILESYSTEMS
+    if kind is not None and kind.startswith(NETWORK_FILESYSTEMS):
+        return False
+    return None
 
 
 def _set_journal_mode(path: Path, mode: str) -> None:

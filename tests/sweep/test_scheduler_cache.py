@@ -160,12 +160,16 @@ def _opened(path, **kwargs) -> tuple[str, int]:
         store.engine.dispose()
 
 
-def test_sqlite_on_a_local_disk_keeps_a_write_ahead_log_and_elsewhere_its_rollback_journal(tmp_path, monkeypatch):
+def test_sqlite_keeps_its_mode_unless_asked_and_a_network_disk_gets_the_rollback_journal(tmp_path, monkeypatch):
     import sweeper.sweep.storage as storage
 
     monkeypatch.delenv("SWEEPER_SQLITE_WAL", raising=False)
+    assert _opened(tmp_path / "plain.db") == ("delete", 2)  # by default SQLite's own mode, synchronous FULL
+    monkeypatch.setenv("SWEEPER_SQLITE_WAL", "1")
     worker = open_storage(str(tmp_path / "local.db"))
     assert _modes(worker) == ("wal", 1)  # 1: synchronous NORMAL
+    monkeypatch.delenv("SWEEPER_SQLITE_WAL")
+    assert _opened(tmp_path / "local.db") == ("wal", 1)  # no flag: the file's mode is left as it is
     monkeypatch.setattr(storage, "filesystem_type", lambda path: "nfs4")
     with worker.engine.connect() as busy:  # another worker holds the file: its mode stays, nobody waits
         busy.exec_driver_sql("BEGIN IMMEDIATE")
@@ -175,7 +179,11 @@ def test_sqlite_on_a_local_disk_keeps_a_write_ahead_log_and_elsewhere_its_rollba
     worker.engine.dispose()
     second.engine.dispose()
     assert _opened(tmp_path / "local.db") == ("delete", 2)  # moved to NFS: back, and FULL
-    monkeypatch.setattr(storage, "filesystem_type", lambda path: None)  # unknown: as SQLite has it
+    monkeypatch.setattr(storage, "filesystem_type", lambda path: None)
+    monkeypatch.setenv("SWEEPER_SQLITE_WAL", "1")
+    assert _opened(tmp_path / "other.db") == ("wal", 1)
+    monkeypatch.setenv("SWEEPER_SQLITE_WAL", "0")
+    assert _opened(tmp_path / "other.db", must_exist=True) == ("wal", 1)  # a command that reads changes nothing
     assert _opened(tmp_path / "other.db") == ("delete", 2)
     monkeypatch.setenv("SWEEPER_SQLITE_WAL", "1")
     assert _opened(tmp_path / "other.db") == ("wal", 1)
