@@ -12,4 +12,5 @@ import sys
 from rich.console import Console
 
 out = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 200, emoji=False)
-err = Console(stderr=True, emoji=False)
+#: Diagnostics are never hard-wrapped: a log keeps each line whole for grep (the terminal wraps).
+err = Console(stderr=True, emoji=False, soft_wrap=True)

@@ -148,3 +148,16 @@ def test_an_edited_annotation_is_another_data_set_and_is_not_reused(tmp_path):
     edited = tune("edited", copy)
     assert edited.trained == 1 and edited.reused == 0
     assert data_fingerprint(_space().base) == before  # the demo data itself did not change
+
+
+def test_teammates_on_one_postgresql_never_train_a_run_twice(postgres_url):
+    """Two people's studies of the same experiment on one PostgreSQL server: the second reuses."""
+    space = _tune_space()
+    space.seeds = (0,)
+    first = run_sweep(space, storage=postgres_url, study_name="reuse-alice")
+    second = run_sweep(space, storage=postgres_url, study_name="reuse-bob")
+    assert (first.trained, first.reused) == (1, 0) and (second.trained, second.reused) == (0, 1)
+    bob = _records(postgres_url, "reuse-bob")
+    alice = _records(postgres_url, "reuse-alice")
+    assert bob[0].reused_from == {"study": "reuse-alice", "trial": alice[0].number}
+    assert bob[0].value == alice[0].value
