@@ -7,7 +7,7 @@ Heavy libraries (torch, smp, optuna) are imported inside the command bodies so t
 
 from __future__ import annotations
 
-from sweeper.cli import catalogue, experiments, fidelity, study  # noqa: F401 - registers the commands
+from sweeper.cli import catalogue, experiments, fidelity, plan, study  # noqa: F401 - registers the commands
 from sweeper.cli._app import app
 
 

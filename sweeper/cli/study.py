@@ -53,6 +53,10 @@ def tune(
     ] = None,
     artifacts: Artifacts = None,
     fmt: Annotated[OutputFormat, typer.Option("--format", help="Format of the final ranking.")] = OutputFormat.table,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Print the plan instead (sweeper plan: candidates, phases, runs, time); "
+                           "train and write nothing. --format table or json.")
+    ] = False,
 ) -> None:
     """Screen every candidate of a space as an Optuna trial, race repeats with more seeds, rank."""
     from sweeper import console
@@ -64,6 +68,11 @@ def tune(
                            val_json=path_or_none(val_json), val_root=path_or_none(val_root), debug=debug,
                            save_weights=save_weights)
     name = study or spec.name + ("-debug" if debug else "")
+    if dry_run:
+        from sweeper.cli.plan import show_plan
+
+        show_plan(spec, storage=storage, study_name=name, fmt=fmt.value)
+        return
     with TuneView(spec) as view:
         summary = run_sweep(spec, storage=storage, study_name=name, events=view.event, artifacts=artifacts)
     for message in summary.messages:

@@ -18,7 +18,7 @@ from sweeper.cli import app
 from sweeper.cli._app import ENVIRONMENT
 
 runner = CliRunner()
-COMMANDS = ["zoo", "check", "demo-data", "tune", "fidelity", "report", "noise", "ablate", "runs", "ensemble",
+COMMANDS = ["zoo", "check", "demo-data", "plan", "tune", "fidelity", "report", "noise", "ablate", "runs", "ensemble",
             "dashboard"]
 WIDE = {"COLUMNS": "200"}
 
