@@ -13,9 +13,10 @@ from sweeper.sweep.space import load_space, parse_space
 RECIPE = {"epochs": 2, "batch_size": 4, "image_size": 64, "lr": 3.0e-3, "loss": "ce", "scheduler": "cosine"}
 
 
-def _space(changes, baseline=None, **extra):
+def _space(changes, baseline=None, first_seeds=3, **extra):
     raw = {"name": "abl", "recipe": dict(RECIPE), "seeds": [0, 1, 2],
-           "ablation": {"baseline": baseline or {"pair": "pspnet/mobilenet_v2"}, "changes": changes}}
+           "ablation": {"baseline": baseline or {"pair": "pspnet/mobilenet_v2"}, "changes": changes,
+                        "first_seeds": first_seeds}}
     raw.update(extra)
     return parse_space(raw, source="abl.yaml")
 
@@ -91,3 +92,35 @@ def test_the_shipped_ablation_demo_is_the_demo_winner_with_four_changes():
                                             {"augment_strength": 0.0}]
     # The same recipe, data and split as the demo: its baseline runs are the demo's own runs.
     assert space.base == demo.base and space.seeds == demo.seeds and space.folds == demo.folds
+
+
+def test_the_ablation_plan_gives_extra_seeds_to_undecided_arms_with_the_baseline_first():
+    """Stub runs: the baseline and a clear loser are decided on the first seeds, a close arm is
+    not; it gets the later seeds, each after the baseline has run that seed (common seeds)."""
+    import random
+
+    from stub import follow
+
+    from sweeper.sweep.plans import AblationArms
+    from sweeper.sweep.records import REPEAT
+
+    space, arms, first = plan_arms(_space([{"loss": "dice"}, {"lr": 1e-3}], first_seeds=2,
+                                          seeds=[0, 1, 2, 3, 4, 5]), None)
+    space.seeds = (0, 1, 2, 3, 4, 5)
+    means = {arms[0].key: 0.70, arms[1].key: 0.40, arms[2].key: 0.70}
+
+    def value_of(unit):
+        return means[unit.candidate] + random.Random(f"{unit.candidate}|{unit.seed}").gauss(0, 0.002)
+
+    plan = AblationArms(space, arms, first_seeds=2, rng=random.Random(0))
+    records = follow(plan, value_of)
+    order = [(str(r.unit.candidate), r.unit.seed) for r in records]
+    assert order[:6] == [(str(a.key), s) for s in (0, 1) for a in arms]  # every arm, seed by seed
+    extra = [(key, seed) for key, seed in order[6:]]
+    assert extra and all(r.unit.phase == REPEAT for r in records[6:])
+    assert {key for key, _ in extra} <= {str(arms[0].key), str(arms[2].key)}  # the loser gets no more seeds
+    for key, seed in extra:
+        if key == str(arms[2].key):
+            assert order.index((str(arms[0].key), seed)) < order.index((key, seed))  # baseline ran it first
+    assert len([1 for key, _ in order if key == str(arms[1].key)]) == 2
+    assert max(seed for _, seed in order) <= 5
