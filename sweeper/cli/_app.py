@@ -209,6 +209,9 @@ Device = Annotated[
                                 help="auto (CUDA when present), cpu, cuda or cuda:N; tune and noise default to the "
                                 "space's device.")
 ]
+Debug = Annotated[
+    bool, typer.Option("--debug", help="32 images, at most 2 epochs at 64 px: a quick dry run of the whole sweep.")
+]
 Study = Annotated[Optional[str], typer.Option("--study", help="Study name (default: the space's name).")]
 Artifacts = Annotated[
     Optional[Path], typer.Option("--artifacts", help="Folder of the weight files (default: beside a .db or journal "

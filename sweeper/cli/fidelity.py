@@ -9,6 +9,7 @@ import typer
 
 from sweeper.cli._app import (
     DataJson,
+    Debug,
     Device,
     ImageRoot,
     Space,
@@ -60,9 +61,7 @@ def fidelity(
     image_root: ImageRoot = None,
     val_json: ValJson = None,
     val_root: ValRoot = None,
-    debug: Annotated[
-        bool, typer.Option("--debug", help="32 images, at most 2 epochs at 64 px: a quick dry run.")
-    ] = False,
+    debug: Debug = False,
     fmt: Annotated[FidelityFormat, typer.Option("--format", help="table or json.")] = FidelityFormat.table,
 ) -> None:
     """Train a sample of candidates at each cheap rung and at the full budget: does the rung rank them

@@ -11,6 +11,7 @@ import typer
 from sweeper.cli._app import (
     Artifacts,
     DataJson,
+    Debug,
     Device,
     ImageRoot,
     OutputFormat,
@@ -44,9 +45,7 @@ def tune(
     image_root: ImageRoot = None,
     val_json: ValJson = None,
     val_root: ValRoot = None,
-    debug: Annotated[
-        bool, typer.Option("--debug", help="32 images, at most 2 epochs at 64 px: a quick dry run of the whole sweep.")
-    ] = False,
+    debug: Debug = False,
     save_weights: Annotated[
         Optional[bool], typer.Option("--save-weights/--no-save-weights", help="Keep each run's best-epoch weights "
                                      "(for sweeper ensemble); default: the space's save_weights.")

@@ -133,7 +133,7 @@ def arms_table(study, *, rope: float | None = None) -> ArmsTable | None:
     import numpy as np
 
     from sweeper.stats.ablation import compare_to_baseline
-    from sweeper.sweep.records import completed_runs
+    from sweeper.sweep.records import columns_matrix, completed_runs
 
     record = StudyRecord.from_study(study)
     if not record.ablation:
@@ -145,12 +145,7 @@ def arms_table(study, *, rope: float | None = None) -> ArmsTable | None:
     keys = [by_name.get(a["key"]) for a in arms]
     if keys[0] is None:
         return None
-    seeds = sorted({s for k in keys if k is not None for s, _ in runs[k].runs})
-    values = np.full((len(seeds), len(arms)), np.nan)
-    row = {s: i for i, s in enumerate(seeds)}
-    for j, key in enumerate(keys):
-        for seed, value in runs[key].runs if key is not None else ():
-            values[row[seed], j] = value
+    values, _ = columns_matrix(runs, keys)
     rope = record.ablation.get("rope", 0.01) if rope is None else rope
     result = compare_to_baseline(values, rope=rope)
     config = next((r.config for r in records if r.is_run and r.unit.candidate == keys[0] and r.config), {}) or {}

@@ -357,18 +357,9 @@ class AblationArms(BasePlan):
 
     def matrix(self, records):
         """``(values, seeds)``: a (seeds x arms) array in arm order, NaN where an arm lacks a seed."""
-        import numpy as np
+        from sweeper.sweep.records import columns_matrix, completed_runs
 
-        from sweeper.sweep.records import completed_runs
-
-        runs = completed_runs(records)
-        seeds = sorted({s for c in runs.values() for s, _ in c.runs})
-        values = np.full((len(seeds), len(self.arms)), np.nan)
-        row = {s: i for i, s in enumerate(seeds)}
-        for j, arm in enumerate(self.arms):
-            for seed, value in runs[arm.key].runs if arm.key in runs else ():
-                values[row[seed], j] = value
-        return values, seeds
+        return columns_matrix(completed_runs(records), [arm.key for arm in self.arms])
 
     def next_unit(self, records):
         records = list(records)

@@ -315,6 +315,22 @@ def runs_matrix(runs: dict[CandidateKey, CandidateRuns]):
     return values, seeds
 
 
+def columns_matrix(runs: dict[CandidateKey, CandidateRuns], keys):
+    """``(values, seeds)``: a (seeds x keys) array with the columns in the order of ``keys`` (an
+    ablation's arms, baseline first), rows the sorted seeds any of them ran, NaN where a key (or a
+    None key) has no run of that seed."""
+    import numpy as np
+
+    present = [runs[k] for k in keys if k is not None and k in runs]
+    seeds = sorted({s for c in present for s, _ in c.runs})
+    values = np.full((len(seeds), len(keys)), np.nan)
+    row = {s: i for i, s in enumerate(seeds)}
+    for j, key in enumerate(keys):
+        for seed, value in runs[key].runs if key is not None and key in runs else ():
+            values[row[seed], j] = value
+    return values, seeds
+
+
 # --------------------------------------------------------------------------- the study's own record
 
 
