@@ -647,8 +647,12 @@ def main() -> None:
     for kind in dict.fromkeys(r["storage"] for r in rows):
         cells = [r for r in rows if r["storage"] == kind]
         if len(cells) > 1:
-            print(f"{kind}: s/unit at {cells[-1]['trials']} / at {cells[0]['trials']} trials: "
-                  f"{cells[-1]['sweeper_s'] / cells[0]['sweeper_s']:.2f} (1.00 = flat)")
+            first, last = cells[0], cells[-1]
+            per_k = 1000 / (last["trials"] - first["trials"])
+            print(f"{kind}: s/unit at {last['trials']} / at {first['trials']} trials: "
+                  f"{last['sweeper_s'] / first['sweeper_s']:.2f} (1.00 = flat); growth per 1,000 trials: sweeper "
+                  f"{1000 * per_k * (last['sweeper_s'] - first['sweeper_s']):+.1f} ms, Optuna alone (bare) "
+                  f"{1000 * per_k * (last['bare_s'] - first['bare_s']):+.1f} ms")
     print(f"total {time.perf_counter() - wall:.0f} s")
 
 

@@ -85,8 +85,10 @@ class Verdicts(NamedTuple):
     alpha: float
 
 
-def decide(values: Any, *, rope: float = 0.01, alpha: float = 0.05) -> Verdicts:
-    """The verdict of every candidate of ``values`` (runs x candidates); see the module docstring."""
+def decide(values: Any, *, rope: float = 0.01, alpha: float = 0.05, p_values: bool = True) -> Verdicts:
+    """The verdict of every candidate of ``values`` (runs x candidates); see the module docstring.
+
+    ``p_values=False`` leaves ``p_tukey`` NaN: the table shows them, racing never reads them."""
     x = as_values(values)
     check_rope(rope)
     check_fraction("alpha", alpha)
@@ -144,7 +146,7 @@ def decide(values: Any, *, rope: float = 0.01, alpha: float = 0.05) -> Verdicts:
     verdict[best] = BEST
 
     p = np.full(k_all, np.nan)
-    if df > 0 and k >= 2:
+    if p_values and df > 0 and k >= 2:
         ok = np.flatnonzero(np.isfinite(se))
         with np.errstate(divide="ignore", invalid="ignore"):
             q = np.where(se[ok] > 0, math.sqrt(2.0) * np.abs(gap[ok]) / se[ok], np.where(gap[ok] != 0, np.inf, 0.0))
@@ -186,8 +188,22 @@ def _seeds_to_decide(gap, var, n_side, n_best, crit: np.ndarray, rope, verdict) 
 
 
 def _crit(alpha: float, k: int, df: float) -> float:
-    """Half-width of a Tukey interval in standard errors; df rounded down to a tenth (cached)."""
-    return studentized_range_isf(alpha, k, math.floor(min(df, 1e6) * 10) / 10) / math.sqrt(2.0)
+    """Half-width of a Tukey interval in standard errors (cached).
+
+    df is rounded down (a slightly wider interval, never a narrower one): to a tenth up to 100,
+    to three significant digits above. Racing's pooled df grows by one with every run, and at
+    thousands of runs each new value would cost a root-finding of its own for a change in the
+    fifth digit (from 1,000 to 1,009 degrees of freedom the 5% critical value of 100 means moves
+    by 3e-5 of itself)."""
+    return studentized_range_isf(alpha, k, _df_grid(df)) / math.sqrt(2.0)
+
+
+def _df_grid(df: float) -> float:
+    df = min(df, 1e6)
+    if df < 100:
+        return math.floor(df * 10) / 10
+    step = 10.0 ** (math.floor(math.log10(df)) - 2)
+    return math.floor(df / step) * step
 
 
 # --------------------------------------------------------------------------- racing
@@ -206,7 +222,7 @@ def needs_more_seeds(values: Any, max_seeds: int, *, rope: float = 0.01, alpha: 
     """
     if int(max_seeds) != max_seeds or max_seeds < 1:
         raise SweeperError(f"max_seeds must be a whole number >= 1, got {max_seeds!r}")
-    v = decide(values, rope=rope, alpha=alpha)
+    v = decide(values, rope=rope, alpha=alpha, p_values=False)
     # A candidate with runs of its own that 1.3 times the budget would still not
     # decide (at its present gap and noise) gets no more: its seeds would be spent on an
     # "undecided" anyway. The margin absorbs the noise of that forecast; with one run the gap is

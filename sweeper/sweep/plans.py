@@ -25,6 +25,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
+from sweeper.sweep.ledger import Ledger
 from sweeper.sweep.records import REPEAT, RUNG, SCREEN, CandidateKey, TrialRecord, Unit, held_units
 
 
@@ -128,34 +129,42 @@ class ScreenThenRace(BasePlan):
         # Workers that start together pick from the first few pending units at random: fewer
         # claim collisions. Seeded by the caller; the set screened does not depend on it.
         self.rng = rng or random.Random()
+        self._ledger: Ledger | None = None
+        self._rung_memo: dict[int, tuple[tuple, list[Unit]]] = {}
+
+    def read(self, records) -> Ledger:
+        """The records as this plan reads them (:class:`~sweeper.sweep.ledger.Ledger`: each finished
+        trial folded in once, so that a decision costs the same at 100 trials as at 3,000)."""
+        if self._ledger is None:
+            self._ledger = Ledger(self.space.folds)
+        return self._ledger.update(records)
 
     # -- the plan
     def next_unit(self, records):
-        records = list(records)
-        held = held_units(records)
-        step = self._screen(records, held)
+        records = records if isinstance(records, list) else list(records)
+        led = self.read(records)
+        step = self._screen(records, led)
         if step is not None:
             return step
         if len(self.space.seeds) < 2:
             return None
-        if any(r.is_running and r.unit is not None and r.unit.phase in (SCREEN, RUNG) for r in records):
+        if led.running_phase(SCREEN, RUNG):
             return WAIT  # racing needs every screening result
-        unit = self._next_repeat(records, held)
+        unit = self._next_repeat(led)
         if unit is not None:
             return unit
-        return WAIT if any(r.is_running for r in records) else None
+        return WAIT if led.running else None
 
     def prunable(self, unit):
         return unit.phase == SCREEN and self.space.pruner.type != "none"
 
     def progress(self, records):
         """Screening has a known size; racing's depends on the verdicts, so only its count shows."""
-        done = [r for r in records if r.holds_unit and not r.is_running]
-        screened = sum(r.unit.phase == SCREEN for r in done)
+        led = self.read(records)
+        screened = led.done_count(SCREEN)
         if not self.space.hparams:
-            level, units, _ = self.ladder(records)
-            finished = {r.unit.key for r in done}
-            settled = sum(u.key in finished for u in units)
+            level, units, _ = self._ladder(led)
+            settled = sum(led.done(u.key) for u in units)
             if settled < len(units):
                 rungs = self.space.screening
                 if rungs is None:
@@ -165,7 +174,7 @@ class ScreenThenRace(BasePlan):
                     len(units)
         elif screened < self.space.trials * len(self.space.folds):
             return "screening", screened, self.space.trials * len(self.space.folds)
-        return "racing repeats", sum(r.unit.phase == REPEAT for r in done), None
+        return "racing repeats", led.done_count(REPEAT), None
 
     def params(self, unit):
         if not self.space.hparams:
@@ -203,11 +212,18 @@ class ScreenThenRace(BasePlan):
 
     def rung_units(self, candidates: Sequence[CandidateKey], level: int) -> list[Unit]:
         """The units of one rung of the screen (the last level is the full budget)."""
+        candidates = tuple(candidates)
+        kept = self._rung_memo.get(level)
+        if kept is not None and kept[0] == candidates:
+            return list(kept[1])
         rungs = epochs_of(self.space.screening)
         seed = self.space.screening_seed
         if level < len(rungs):
-            return [Unit(c, seed, f, RUNG, rung=rungs[level]) for c in candidates for f in self.space.folds]
-        return [Unit(c, seed, f, SCREEN) for c in candidates for f in self.space.folds]
+            units = [Unit(c, seed, f, RUNG, rung=rungs[level]) for c in candidates for f in self.space.folds]
+        else:
+            units = [Unit(c, seed, f, SCREEN) for c in candidates for f in self.space.folds]
+        self._rung_memo[level] = (candidates, units)
+        return list(units)
 
     def screening_units(self) -> list[Unit]:
         """The enumerated screen at the full budget when it has no rungs; with rungs, the first
@@ -221,46 +237,47 @@ class ScreenThenRace(BasePlan):
         Promotion from a rung is decided only when all its units have settled (none running nor
         queued), from their values alone: workers finishing in another order change nothing.
         """
-        from sweeper.sweep.records import completed_runs
+        return self._ladder(self.read(records))
+
+    def _ladder(self, led: Ledger) -> tuple[int, list[Unit], bool]:
         from sweeper.sweep.rungs import promote
 
         rungs = self.space.screening
-        held = {r.unit.key for r in records if r.holds_unit and not r.is_running and not r.is_waiting}
         alive = self.screened()
         levels = len(epochs_of(rungs))
         for level in range(levels + 1):
             units = self.rung_units(alive, level)
-            if not all(u.key in held for u in units) or level == levels:
-                return level, units, all(u.key in held for u in units)
-            runs = completed_runs(records, rung=units[0].rung)
+            settled = all(led.finished(u.key) for u in units)
+            if not settled or level == levels:
+                return level, units, settled
+            runs = led.runs(units[0].rung)
             scores = {key: sum(v for _, v in c.runs) / len(c.runs) for key, c in runs.items()}
             alive = promote(alive, scores, rungs.keep)
         raise AssertionError("unreachable")
 
-    def _screen(self, records, held):
+    def _screen(self, records, led: Ledger):
         if self.space.hparams:
-            return self._screen_sampled(records, held)
-        level, units, settled = self.ladder(records)
-        pending = [u for u in units if u.key not in held]
+            return self._screen_sampled(records, led)
+        level, units, settled = self._ladder(led)
+        pending = [u for u in units if not led.holds(u.key)]
         if pending:
             # One worker alone follows the documented order exactly; workers running together
             # pick among the first few pending units, so that they rarely claim the same one.
-            busy = any(r.is_running for r in records)
-            return self.rng.choice(pending[:4]) if busy else pending[0]
-        if not settled or any(r.is_waiting for r in records):
+            return self.rng.choice(pending[:4]) if led.running else pending[0]
+        if not settled or led.waiting:
             return WAIT  # a rung's running units decide who goes on; queued units run first
         return None
 
-    def _screen_sampled(self, records, held):
+    def _screen_sampled(self, records, led: Ledger):
         """TPE screening: ``trials`` sampled candidates, each then on its other folds."""
         first = self.space.folds[0]
         sampled = [r for r in records if r.holds_unit and r.unit.phase == SCREEN and r.unit.fold == first]
         for r in sampled:
             for fold in self.space.folds[1:]:
                 unit = replace(r.unit, fold=fold)
-                if unit.key not in held:
+                if not led.holds(unit.key):
                     return unit
-        if any(r.is_waiting for r in records):
+        if led.waiting:
             return WAIT  # queued trials run before anything new is sampled
         return SAMPLE if len(sampled) < self.space.trials else None
 
@@ -281,24 +298,17 @@ class ScreenThenRace(BasePlan):
         return CandidateKey.of(pairs[pair].arch, pairs[pair].encoder, hparams)
 
     # -- racing
-    def _next_repeat(self, records, held) -> Unit | None:
+    def _next_repeat(self, led: Ledger) -> Unit | None:
         """The next (candidate, seed, fold) that racing asks for, or None when all are resolved."""
         import numpy as np
 
         from sweeper import stats
-        from sweeper.sweep.records import completed_runs, runs_matrix
 
-        runs = completed_runs(records)
+        runs = led.runs()
         if not runs:
             return None
-        values, seeds = runs_matrix(runs)
+        values, seeds = led.matrix()
         keys = list(runs)
-        seeds_used: dict[CandidateKey, set[int]] = {}
-        settled: set[tuple] = set()  # (candidate, seed, fold) of the full-budget units held
-        for r in records:
-            if r.holds_unit and r.unit.rung is None:
-                seeds_used.setdefault(r.unit.candidate, set()).add(r.unit.seed)
-                settled.add((r.unit.candidate, r.unit.seed, r.unit.fold))
         max_seeds = len(self.space.seeds)
         if self.space.racing:
             order = stats.next_candidates(values, max_seeds, rope=self.space.rope)
@@ -309,14 +319,16 @@ class ScreenThenRace(BasePlan):
             order = [int(i) for i in ranked if math.isfinite(first[i])]
         # A seed's value is the mean over its folds: finish every seed started, whatever racing
         # now says of its candidate, so that no seed is scored on fewer folds than the others.
-        for key in keys:
-            for seed in sorted(seeds_used.get(key, set())):
+        partial = led.partial_seeds()
+        for key in keys if partial else ():
+            for seed in sorted(s for k, s in partial if k == key):
+                held = led.full_seeds(key)[seed]
                 for fold in self.space.folds:
-                    if (key, seed, fold) not in settled:
+                    if fold not in held:
                         return Unit(key, seed, fold, REPEAT)
         for i in order:
             key = keys[i]
-            used = seeds_used.get(key, set())
+            used = led.full_seeds(key)
             fresh = [s for s in self.space.seeds if s not in used]
             if fresh and len(used) < max_seeds:
                 return Unit(key, fresh[0], self.space.folds[0], REPEAT)

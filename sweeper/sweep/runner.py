@@ -29,6 +29,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from sweeper.errors import Interrupted, SweeperError, one_line
 from sweeper.sweep import records
@@ -108,18 +109,28 @@ class RecordCache:
     def __init__(self, study):
         self.study = study
         self._finished: dict[int, tuple[records.TrialRecord, str | None]] = {}
+        # The same, by the identity of Optuna's frozen trial: the storages hand out the same
+        # object for a finished trial at every read (deepcopy=False), and matching it by identity
+        # skips two attribute reads per trial. The trial is kept alongside, so its id stays its own.
+        self._by_object: dict[int, tuple[Any, tuple[records.TrialRecord, str | None]]] = {}
 
     def read(self) -> list[tuple[records.TrialRecord, str | None]]:
         """``(record, unit key or None)`` of every trial, by trial number."""
         out = []
-        kept = self._finished
+        kept, by_object = self._finished, self._by_object
         for t in self.study.get_trials(deepcopy=False):
+            known = by_object.get(id(t))
+            if known is not None and known[0] is t:
+                out.append(known[1])
+                continue
             entry = kept.get(t.number)
             if entry is None or entry[0].state is not t.state:
                 record = records.TrialRecord.from_trial(t)
                 entry = (record, record.unit.key if record.unit is not None else None)
                 if t.state.is_finished():
                     kept[t.number] = entry
+            if t.state.is_finished():
+                by_object[id(t)] = (t, entry)
             out.append(entry)
         return out
 

@@ -160,3 +160,26 @@ def test_racing_by_the_verdicts_ends_with_every_row_decided_or_out_of_budget():
         assert n[i] == 5 or v.seeds_to_decide[i] > S.verdicts.HOPELESS_FACTOR * 5
     assert n.sum() < 0.7 * x.size  # racing spent fewer runs than 5 seeds for everyone
     assert (v.verdict == S.WORSE).sum() >= 5
+
+
+def test_racing_reads_the_verdicts_without_their_p_values():
+    """``p_values=False`` (what racing asks for) changes nothing but the p-values it skips."""
+    rng = np.random.default_rng(3)
+    x = 0.6 - 0.004 * np.arange(12)[None, :] + 0.01 * rng.normal(size=(6, 12))
+    x[3:, 5:] = np.nan
+    full, lean = S.decide(x), S.decide(x, p_values=False)
+    assert np.isfinite(full.p_tukey).any() and np.isnan(lean.p_tukey).all()
+    for name in ("verdict", "gap", "gap_low", "gap_high", "se", "seeds_to_decide"):
+        np.testing.assert_array_equal(getattr(full, name), getattr(lean, name))
+
+
+@pytest.mark.parametrize("df", [3.37, 99.95, 100.0, 1009.0, 2957.0])
+def test_critical_values_round_df_down_never_narrowing_an_interval(df):
+    """df is rounded down (a tenth below 100, three significant digits above): the critical value
+    used is never below scipy's at the exact df; within 1e-4 of it from df 100 on (a tenth of a
+    degree of freedom is worth ~1.5% at df 3)."""
+    from sweeper.stats.verdicts import _crit
+
+    exact = st.studentized_range.isf(0.05, 8, df) / math.sqrt(2)
+    got = _crit(0.05, 8, df)
+    assert exact * (1 - 1e-5) <= got <= exact * (1 + (1e-4 if df >= 99 else 0.02))
