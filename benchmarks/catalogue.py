@@ -1,10 +1,12 @@
 """A catalogue, three ways: compute spent and P(the final ★ is within the ROPE of the best).
 
-    python benchmarks/catalogue.py                      # 200 studies per setting, 100 candidates (<= 5 min, 2 cores)
+    python benchmarks/catalogue.py                      # 200 studies per setting, 100 candidates (~1 min, 2 cores)
+    python benchmarks/catalogue.py --calibration demo   # the demo recipe's figures instead of zoo-50m's
     python benchmarks/catalogue.py --quick              # 60 studies per setting
     python benchmarks/catalogue.py --ladders "1,3;1;3" --keeps 0.1,0.25,0.33   # other rungs and keeps
     python benchmarks/catalogue.py --calibrate /tmp/fid/f.db --study demo-fidelity   # figures from your study
     python benchmarks/catalogue.py --rho 0.5,0.8 --seed-sd 0.0095,0.0126,0.0126      # what-if, marked as such
+    python benchmarks/catalogue.py --grid --keeps 0.2,0.25,0.33   # what-if: which rung correlations meet the goal
 
 Strategies, on the same simulated candidates and the same simulated runs (common random numbers:
 a candidate's seed-0 full-budget run is the same run in every strategy):
@@ -20,20 +22,27 @@ a candidate's seed-0 full-budget run is the same run in every strategy):
 true best's. Compute is training epochs, as a share of "once" (every candidate x full budget).
 The goal of the issue: sweeper's P within 2 points of uniform 5's, for <= 35% of "once"'s compute.
 
-**Real and simulated.** The figures the simulation is calibrated on are real: measured with
-``sweeper fidelity`` on the demo data (its 6 pairs, rungs of 1 and 3 epochs and a full budget of
-8, each trained from scratch as tune's rungs are, 3 seeds), see :data:`MEASURED`, or recomputed
-from any fidelity study with ``--calibrate``. From them: the seed sd at each budget, the spread of
+**Real and simulated.** The figures the simulation is calibrated on are real, measured with
+``sweeper fidelity`` (rungs of 1 and 3 epochs and a full budget of 8, each trained from scratch
+as tune's rungs are): :data:`MEASURED_ZOO` (the default, ``--calibration zoo-recipe``) with
+zoo-50m's recipe on 960 demo images, 10 pairs x 2 seeds; :data:`MEASURED` (``--calibration
+demo``) with the demo recipe on the demo data, 6 pairs x 3 seeds; or recomputed from any fidelity
+study with ``--calibrate``. From them: the seed sd at each budget, the spread of
 the candidates' true means, and the correlation of a candidate's true mean at each rung with its
 true full-budget mean (disattenuated for seed noise). Everything else is simulated: a catalogue of
 ``--candidates`` whose true full-budget means are normal with the measured spread; a candidate's
 rung means follow a Markov chain down from the full budget (rung 3 correlates ``rho_3`` with the
 full budget, rung 1 ``rho_1 / rho_3`` with rung 3, so ``rho_1`` with the full budget) where the
 measured correlations allow it (else independent given the full budget); a run is its true mean
-at its budget plus normal seed noise of that budget's measured sd, independent across runs and
-budgets (the measured correlation of one seed's deviations across budgets is printed, not used).
+at its budget plus normal seed noise of that budget's measured sd, independent across seeds and
+candidates; one seed's deviation at a rung correlates with its deviation at the full budget as
+measured (``noise_corr``: the runs share initial weights and data order).
 The simulation is not tuned to meet the goal: the parameters printed are the measured ones;
-``--rho`` and ``--seed-sd`` replace them for a what-if, and the output then says so. Every rate
+``--rho`` and ``--seed-sd`` replace them for a what-if, and ``--grid`` runs zoo-50m's ladder over
+a grid of rung correlations with the Kendall tau a 10 x 2 fidelity check would show at each;
+the output then says so. Under a constant learning rate (the zoo recipe) a column adds what the
+same decisions would cost had each rung continued the one before (the runs are the same bit for
+bit, see :data:`MEASURED_ZOO`). Every rate
 comes with its 95% Wilson interval; the paired column is sweeper's hit minus uniform 5's, study by
 study, with a normal 95% interval.
 """
@@ -60,8 +69,8 @@ from benchmarks.stats_sim import rate  # noqa: E402
 console = Console(width=170)
 ROPE = 0.01
 MAX_SEEDS = 5
-#: zoo-50m's screen: rungs of 1 and 3 epochs before the full budget of 8, keep 0.33.
-ZOO_RUNGS, ZOO_FULL, ZOO_KEEP = (1, 3), 8, 0.33
+#: zoo-50m's screen: rungs of 1 and 3 epochs before the full budget of 8, keep 0.5.
+ZOO_RUNGS, ZOO_FULL, ZOO_KEEP = (1, 3), 8, 0.5
 GOAL_POINTS, GOAL_COST = 0.02, 0.35
 
 
@@ -86,6 +95,9 @@ class Calibration:
     tau: tuple[float, ...]
     noise_corr: tuple[float, ...]
     curves: str = ""
+    #: Whether the recipe's learning rate is constant (scheduler none): then a rung's run is the
+    #: first epochs of the full run, bit for bit, and continuing it would change only the cost.
+    constant_lr: bool = False
 
 
 #: Measured 2026-12-01 on the demo data (its 6 pairs: unet, fpn, pspnet x mobilenet_v2, resnet18;
@@ -101,6 +113,26 @@ MEASURED = Calibration(
     curves="epoch 1 of an 8-epoch run vs its value: r = -0.13 (mean mIoU 0.166); epoch 3: r = 0.38 (mean mIoU "
            "0.322), over 18 runs",
 )
+
+#: Measured 2026-12-01 with zoo-50m's recipe (Adam 1e-4, constant learning rate, cross-entropy, 8
+#: epochs, the competition augmentations) on 960 demo images at 64 px (120 steps an epoch, four
+#: times the demo's), 10 pairs of 5 architectures x resnet18 / mobilenet_v2, 2 seeds, 60 runs on
+#: CPU: ``benchmarks/spaces/calibration.yaml`` (its header has the commands). ``sweeper fidelity``
+#: gave Kendall tau +0.38 [-0.02, +0.73] at rung 1 and +0.67 [+0.39, +0.90] at rung 3. Every one
+#: of the 40 rung runs equals the first epochs of its full run bit for bit (val mIoU and train
+#: loss of each epoch): with a constant learning rate a rung is a prefix of the full run.
+MEASURED_ZOO = Calibration(
+    source="zoo-50m's recipe on 960 demo images at 64 px, sweeper fidelity --space "
+           "benchmarks/spaces/calibration.yaml --candidates 10 --seeds 2 (2026-12-01)",
+    budgets=(1, 3, 8), candidates=10, seeds=2,
+    level=(0.2240, 0.3048, 0.4287), spread=(0.0662, 0.0589, 0.1135), seed_sd=(0.0228, 0.0222, 0.0135),
+    rho=(0.7073, 0.8630), rho_raw=(0.6848, 0.8309), tau=(0.3778, 0.6667), noise_corr=(-0.2049, -0.3596),
+    curves="epoch 1 of an 8-epoch run vs its value: r = 0.66 (mean mIoU 0.224); epoch 3: r = 0.79 (mean mIoU "
+           "0.304), over 20 runs",
+    constant_lr=True,
+)
+#: The calibrations by name (``--calibration``); the first is the default.
+CALIBRATIONS = {"zoo-recipe": MEASURED_ZOO, "demo": MEASURED}
 
 
 def calibrate(values: dict[int, np.ndarray], full_epochs: int, source: str, curves: str = "") -> Calibration:
@@ -181,7 +213,9 @@ def read_study(storage: str, study: str | None) -> Calibration:
         if k in rungs and len(by_epoch[k]) == len(finals):
             parts.append(f"epoch {k} of a {full_epochs}-epoch run vs its value: r = "
                          f"{np.corrcoef(by_epoch[k], finals)[0, 1]:.2f} (mean mIoU {np.mean(by_epoch[k]):.3f})")
-    return calibrate(values, full_epochs, f"{storage} study {name}", curves="; ".join(parts))
+    constant = all((r.config or {}).get("scheduler") == "none" for r in runs)
+    return replace(calibrate(values, full_epochs, f"{storage} study {name}", curves="; ".join(parts)),
+                   constant_lr=constant)
 
 
 # --------------------------------------------------------------------------- the simulation
@@ -202,8 +236,14 @@ def simulate_catalogue(cal: Calibration, k: int, rng: np.random.Generator):
         true[rungs[i]] = cal.level[i] + cal.spread[i] * z
         if markov:
             z_next, rho_next = z, cal.rho[i]
-    sds = dict(zip(cal.budgets, cal.seed_sd))
-    runs = {e: true[e][:, None] + sds[e] * rng.normal(size=(k, MAX_SEEDS)) for e in true}
+    # A seed's deviation at a rung correlates with its deviation at the full budget as measured
+    # (noise_corr): the two runs share a seed, so the same initial weights and data order.
+    noise_full = rng.normal(size=(k, MAX_SEEDS))
+    runs = {full: true[full][:, None] + cal.seed_sd[-1] * noise_full}
+    for i, e in enumerate(rungs):
+        c = float(np.clip(cal.noise_corr[i], -0.99, 0.99))
+        noise = c * noise_full + math.sqrt(1 - c * c) * rng.normal(size=(k, MAX_SEEDS))
+        runs[e] = true[e][:, None] + cal.seed_sd[i] * noise
     return true[full], runs
 
 
@@ -252,11 +292,15 @@ def follow(plan, value_of) -> list:
     raise AssertionError("the plan did not finish")
 
 
-def run_sweeper(runs: dict, k: int, rungs: tuple[int, ...], keep: float, full: int, seed: int) -> tuple[int, int]:
-    """``(★ column, epochs trained)`` of sweeper's plan on one catalogue."""
+def run_sweeper(runs: dict, k: int, rungs: tuple[int, ...], keep: float, full: int, seed: int
+                ) -> tuple[int, int, int]:
+    """``(★ column, epochs trained, epochs had each rung continued the one before)`` of sweeper's
+    plan on one catalogue. The second figure is what the plan costs (every rung from scratch);
+    the third what the same decisions would cost if a rung went on from the previous rung's
+    weights, which under a constant learning rate gives the same runs bit for bit."""
     from sweeper.sweep.plans import ScreenThenRace
     from sweeper.sweep.ranking import rank_records
-    from sweeper.sweep.records import CandidateKey
+    from sweeper.sweep.records import REPEAT, CandidateKey
 
     keys = [CandidateKey.of("sim", f"c{i:04d}") for i in range(k)]
     column = {key: i for i, key in enumerate(keys)}
@@ -264,7 +308,13 @@ def run_sweeper(runs: dict, k: int, rungs: tuple[int, ...], keep: float, full: i
     records = follow(plan, lambda u: float(runs[full if u.rung is None else u.rung][column[u.candidate], u.seed]))
     best = rank_records(records, rope=ROPE).best_key
     epochs = sum(full if r.unit.rung is None else r.unit.rung for r in records)
-    return int(best.removeprefix("sim/c")), epochs
+    ladder = (0, *rungs, full)
+
+    def added(r) -> int:  # the epochs a unit adds to its candidate's run when rungs continue
+        budget = full if r.unit.rung is None else r.unit.rung
+        return full if r.unit.phase == REPEAT else budget - ladder[ladder.index(budget) - 1]
+
+    return int(best.removeprefix("sim/c")), epochs, sum(added(r) for r in records)
 
 
 @dataclass
@@ -272,10 +322,12 @@ class Tally:
     hits: int = 0
     epochs: int = 0
     studies: int = 0
+    continued: int = 0
 
-    def add(self, hit: bool, epochs: int) -> None:
+    def add(self, hit: bool, epochs: int, continued: int | None = None) -> None:
         self.hits += bool(hit)
         self.epochs += epochs
+        self.continued += epochs if continued is None else continued
         self.studies += 1
 
 
@@ -297,9 +349,9 @@ def run_setting(cal: Calibration, k: int, studies: int, settings: list[tuple[tup
         once.add(best - true[a] <= ROPE, k * full)
         uniform.add(hit_b, MAX_SEEDS * k * full)
         for j, (rungs, keep) in enumerate(settings):
-            c, epochs = run_sweeper(runs, k, rungs, keep, full, seed * 100_003 + s)
+            c, epochs, continued = run_sweeper(runs, k, rungs, keep, full, seed * 100_003 + s)
             hit_c = best - true[c] <= ROPE
-            ours[j].add(hit_c, epochs)
+            ours[j].add(hit_c, epochs, continued)
             paired[j].append(int(hit_c) - int(hit_b))
     return once, uniform, ours, [np.array(p) for p in paired]
 
@@ -329,8 +381,9 @@ def print_calibration(cal: Calibration, k: int) -> None:
     chain = "a Markov chain down from" if is_markov(cal) else "independent given"
     console.print(f"Simulated: {k} candidates per catalogue, true full-budget means normal (mean {cal.level[-1]:.3f}, "
                   f"sd {cal.spread[-1]:.4f}); true rung means {chain} the full budget with the rho above (true "
-                  "spread and mean as measured); runs = true mean + normal noise of the seed sd above, independent "
-                  f"across runs and budgets; ROPE {ROPE}, up to {MAX_SEEDS} seeds.\n", highlight=False)
+                  "spread and mean as measured); runs = true mean + normal noise of the seed sd above, one seed's "
+                  "noise at a rung correlated with its noise at the full budget as measured; "
+                  f"ROPE {ROPE}, up to {MAX_SEEDS} seeds.\n", highlight=False)
 
 
 def what_if(cal: Calibration, *, rho: str | None, seed_sd: str | None, error) -> Calibration:
@@ -355,6 +408,62 @@ def what_if(cal: Calibration, *, rho: str | None, seed_sd: str | None, error) ->
     return replace(cal, source=f"WHAT-IF ({'; '.join(notes)}) on {cal.source}", **changes)
 
 
+#: The what-if grid: the cheap rungs' true correlations with the full budget, weakest first.
+GRID = "0.3,0.6;0.5,0.75;0.7,0.85;0.8,0.9;0.9,0.95"
+
+
+def typical_tau(cal: Calibration, rng: np.random.Generator, *, candidates: int = 10, seeds: int = 2,
+                draws: int = 200) -> list[float]:
+    """The Kendall tau per cheap rung that ``sweeper fidelity --candidates 10 --seeds 2`` would
+    show on average under this calibration (single runs, as the command computes it): the bridge
+    from the correlations of true means, which a user never sees, to the command's output."""
+    from sweeper.stats.fidelity import kendall_tau
+
+    *rungs, full = cal.budgets
+    taus = np.zeros((draws, len(rungs)))
+    for d in range(draws):
+        _, runs = simulate_catalogue(cal, candidates, rng)
+        for i, e in enumerate(rungs):
+            taus[d, i] = kendall_tau(runs[e][:, :seeds].T, runs[full][:, :seeds].T)
+    return [float(t) for t in np.nanmean(taus, axis=0)]
+
+
+def run_grid(cal: Calibration, k: int, studies: int, grid: str, keeps: str, seed: int) -> None:
+    """What-if: sweeper at zoo-50m's ladder over a grid of rung correlations, every other figure
+    as measured. The catalogues and runs at the full budget are the same in every row (the same
+    seed), so once and uniform 5 are one figure for the whole grid."""
+    rungs = cal.budgets[:-1]
+    settings = [(rungs, float(keep)) for keep in keeps.split(",")]
+    table = Table(title=f"WHAT-IF: sweeper's rungs {'/'.join(map(str, cal.budgets))} over rung correlations (true "
+                  f"means vs the full budget), other figures from {cal.source}; {k} candidates, {studies} studies. "
+                  "Each cell: P(★ within ROPE), % of once's compute, goal", title_justify="left")
+    table.add_column("rho (rungs vs full)", justify="right")
+    table.add_column("tau a 10 x 2 fidelity check shows", justify="right")
+    for _, keep in settings:
+        table.add_column(f"keep {keep:g}", justify="right")
+    reference = None
+    for pair in grid.split(";"):
+        rho = tuple(float(v) for v in pair.split(","))
+        if len(rho) != len(rungs):
+            raise SystemExit(f"--grid: {pair!r} needs {len(rungs)} correlation(s), one per cheap rung {rungs}")
+        what = replace(cal, rho=rho, source=f"WHAT-IF rho {pair}")
+        once, uniform, ours, _ = run_setting(what, k, studies, settings, seed)
+        if reference is None:
+            reference = (once, uniform)
+        tau = typical_tau(what, np.random.default_rng(seed + 1))
+        cells = []
+        for tally in ours:
+            share = tally.epochs / once.epochs
+            met = tally.hits / studies >= uniform.hits / studies - GOAL_POINTS and share <= GOAL_COST
+            cells.append(f"{100 * tally.hits / studies:.1f}%, {100 * share:.0f}%, {'met' if met else 'not met'}")
+        table.add_row(pair.replace(",", " / "), " / ".join(f"{t:+.2f}" for t in tau), *cells)
+    console.print(table)
+    once, uniform = reference
+    console.print(f"Reference on the same catalogues: once {rate(once.hits, studies)} at 100%; uniform 5 "
+                  f"{rate(uniform.hits, studies)} at 500%. Goal: P >= uniform 5's - {100 * GOAL_POINTS:.0f} points at "
+                  f"<= {100 * GOAL_COST:.0f}% of once's compute.", highlight=False)
+
+
 def parse_settings(ladders: str, keeps: str, cheap: tuple[int, ...]) -> list[tuple[tuple[int, ...], float]]:
     """``--ladders "1,3;1"`` x ``--keeps 0.25,0.33``: every ladder with every keep; a ladder's rungs
     must be budgets the calibration measured."""
@@ -375,38 +484,51 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="60 studies per setting")
     parser.add_argument("--candidates", type=int, default=100, help="candidates per simulated catalogue")
     parser.add_argument("--seed", type=int, default=0, help="seed of the simulation")
+    parser.add_argument("--calibration", choices=tuple(CALIBRATIONS), default=next(iter(CALIBRATIONS)),
+                        help="which measured figures: zoo-50m's recipe on 960 demo images (MEASURED_ZOO) or the "
+                        "demo recipe on the demo data (MEASURED)")
     parser.add_argument("--calibrate", metavar="STORAGE", help="recompute the real figures from a fidelity study "
-                        "in this storage (default: the figures in MEASURED)")
+                        "in this storage instead")
     parser.add_argument("--study", help="the fidelity study's name (default: the first *-fidelity study)")
-    parser.add_argument("--keeps", default="0.25,0.33,0.5", help="keep fractions to compare (zoo-50m: 0.33)")
+    parser.add_argument("--keeps", default="0.25,0.33,0.5", help="keep fractions to compare (zoo-50m: 0.5)")
     parser.add_argument("--ladders", default="1,3", help="cheap rungs to compare, ';' between ladders, e.g. "
                         "'1,3;1;3' (zoo-50m: 1,3); each among the measured budgets")
     parser.add_argument("--rho", help="what-if: the cheap rungs' true correlations with the full budget instead of "
                         "the measured ones, e.g. 0.5,0.8 (marked as such in the output)")
     parser.add_argument("--seed-sd", help="what-if: the seed sd of every budget instead of the measured ones, e.g. "
                         "0.005,0.008,0.012")
+    parser.add_argument("--grid", nargs="?", const=GRID, default=None, help="what-if: sweeper over a grid of rung "
+                        f"correlations, ';' between rows (default grid {GRID}); with --keeps")
     args = parser.parse_args(argv)
     studies = args.studies or (60 if args.quick else 200)
     if studies < 2 or args.candidates < 3:
         parser.error("--studies must be >= 2 and --candidates >= 3")
-    cal = read_study(args.calibrate, args.study) if args.calibrate else MEASURED
+    cal = read_study(args.calibrate, args.study) if args.calibrate else CALIBRATIONS[args.calibration]
     cal = what_if(cal, rho=args.rho, seed_sd=args.seed_sd, error=parser.error)
     settings = parse_settings(args.ladders, args.keeps, cal.budgets[:-1])
     full = cal.budgets[-1]
     start = time.perf_counter()
     print_calibration(cal, args.candidates)
+    if args.grid:
+        run_grid(cal, args.candidates, studies, args.grid, args.keeps, args.seed)
+        console.print(f"total {time.perf_counter() - start:.0f} s, seed {args.seed}", highlight=False)
+        return 0
     once, uniform, ours, paired = run_setting(cal, args.candidates, studies, settings, args.seed)
     table = Table(title=f"{args.candidates} candidates, {studies} simulated studies, ROPE {ROPE}; the same catalogues "
                   "and runs in every row. Goal: sweeper's P >= uniform 5's - 2 points, for <= 35% of once's compute",
                   title_justify="left")
-    for col in ("strategy", "rungs / keep", "P(★ within ROPE of the best)", "compute (epochs/candidate)",
-                "% of once", "P - uniform 5 (paired)", "goal"):
+    columns = ["strategy", "rungs / keep", "P(★ within ROPE of the best)", "compute (epochs/candidate)",
+               "% of once", "P - uniform 5 (paired)", "goal"]
+    if cal.constant_lr:  # the same runs, bit for bit, had each rung gone on from the one before
+        columns.insert(5, "% of once, rungs continued")
+    for col in columns:
         table.add_column(col, justify="left" if col == "strategy" else "right")
+    blank = [""] if cal.constant_lr else []
     per = args.candidates * studies
     table.add_row("once (every candidate, 1 seed)", "-", rate(once.hits, studies), f"{once.epochs / per:.2f}", "100%",
-                  "", "")
+                  *blank, "", "")
     table.add_row("uniform 5 seeds", "-", rate(uniform.hits, studies), f"{uniform.epochs / per:.2f}",
-                  f"{100 * uniform.epochs / once.epochs:.0f}%", "", "")
+                  f"{100 * uniform.epochs / once.epochs:.0f}%", *blank, "", "")
     met = []
     for (rungs, keep), tally, d in zip(settings, ours, paired):
         share = tally.epochs / once.epochs
@@ -416,8 +538,10 @@ def main(argv: list[str] | None = None) -> int:
         label = f"{'/'.join(map(str, (*rungs, full)))} / {keep:g}"
         if rungs == ZOO_RUNGS and keep == ZOO_KEEP and full == ZOO_FULL:
             label += " (zoo-50m)"
+        continued = [f"{100 * tally.continued / once.epochs:.0f}%"] if cal.constant_lr else []
         table.add_row("sweeper: rungs + racing", label, rate(tally.hits, studies), f"{tally.epochs / per:.2f}",
-                      f"{100 * share:.0f}%", diff_interval(d), f"NOT MET ({', '.join(failed)})" if failed else "met")
+                      f"{100 * share:.0f}%", *continued, diff_interval(d),
+                      f"NOT MET ({', '.join(failed)})" if failed else "met")
         if not failed:
             met.append(label)
     console.print(table)

@@ -338,7 +338,8 @@ def columns_matrix(runs: dict[CandidateKey, CandidateRuns], keys):
 #: use the same one), the space file and recipe it came from, where its weight files are, and
 #: the mIoU of predicting the majority class everywhere on the first fold's validation images, and
 #: the ranked best candidate (by mean over seeds) after the last tune, and an ablation's arms.
-STUDY_ATTRS = ("split_key", "space", "recipe", "artifacts_dir", "baseline_miou", "ranked_best", "ablation", "order")
+STUDY_ATTRS = ("split_key", "space", "recipe", "artifacts_dir", "baseline_miou", "ranked_best", "ablation", "order",
+               "screening")
 
 
 @dataclass(frozen=True)
@@ -355,6 +356,9 @@ class StudyRecord:
     ablation: dict | None = None
     #: The catalogue order the study screens in (``architectures.order``), fixed at its first run.
     order: str | None = None
+    #: The screen by rungs the study climbs, fixed at its first run: ``{"rungs": [epochs...],
+    #: "keep": fraction}``, with no rungs for a screen at the full budget.
+    screening: dict | None = None
 
     @classmethod
     def from_study(cls, study) -> StudyRecord:

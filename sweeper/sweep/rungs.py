@@ -14,8 +14,12 @@ Two choices make the result the same whatever the workers do:
 - **Each rung trains from scratch** with its own epochs (and so its own learning-rate
   schedule): a rung's result is a run like any other, reproducible from its seed, and no
   checkpoint has to outlive its worker. The price is that a promoted candidate repeats the
-  cheaper epochs: with rungs 1, 3, 8 and keep 1/3, a candidate costs 1 + 3/3 + 8/9 = 2.9
-  epochs on average instead of 8.
+  cheaper epochs: with rungs 1, 3, 8 and keep 1/2 (zoo-50m), a candidate costs 1 + 3/2 + 8/4 =
+  4.5 epochs on average instead of 8. Under a constant learning rate (zoo-50m's recipe) a rung's
+  run is the first epochs of the full run bit for bit (all 40 rung runs of the calibration in
+  ``benchmarks/catalogue.py``), so going on from the previous rung's weights would give the same
+  results for 1 + 2/2 + 5/4 = 3.25 epochs; it needs a checkpoint per candidate that outlives its
+  worker (weights and Adam's moments: about 12 bytes a parameter), which is not built yet.
 
 A candidate stopped at a rung is ranked only among the runs of that rung, apart from the table.
 """

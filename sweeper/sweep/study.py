@@ -127,7 +127,12 @@ def run_sweep(space, *, storage: str | None = None, study_name: str | None = Non
         name_the_metric(study)
         stale = fail_dead_local_trials(study)
         order = _study_order(study, space)
+        screening = study_screening(study, space)
     summary = SweepSummary(study_name=study.study_name, storage=shown_url(storage), candidates=len(candidates))
+    if screening != space.screening:
+        summary.messages.append(f"study {study.study_name!r} screens as it began ({describe_screening(screening)}); "
+                                f"a new --study screens as the space says ({describe_screening(space.screening)})")
+        space = replace(space, screening=screening)
     if order != space.architectures.order:
         from sweeper.sweep.candidates import ORDER_SEED
         from sweeper.zoo.order import order_candidates
@@ -168,6 +173,34 @@ def _study_order(study, space) -> str:
         stored = "params" if study.get_trials(deepcopy=False) else space.architectures.order
         write_study(study, order=stored)
     return stored
+
+
+def study_screening(study, space):
+    """The screen by rungs a study climbs (:class:`~sweeper.sweep.rungs.Rungs`, or None): the one
+    it began with, so that a resumed study promotes by the rule its finished rungs were run by and
+    a changed ``keep`` (zoo-50m's went from a third to a half) never reopens a screen. Studies of
+    earlier versions record none: one with trials but no rung run screened at the full budget (as
+    every study did before rungs); one with rung runs climbs the space's rungs."""
+    from sweeper.sweep.records import RUNG
+    from sweeper.sweep.rungs import Rungs
+
+    stored = StudyRecord.from_study(study).screening
+    if stored is None:
+        trials = study.get_trials(deepcopy=False)
+        began = space.screening
+        if trials and not any(t.user_attrs.get("phase") == RUNG for t in trials):
+            began = None
+        stored = {"rungs": list(began.epochs), "keep": began.keep} if began is not None else {"rungs": []}
+        write_study(study, screening=stored)
+    if not stored.get("rungs"):
+        return None
+    return Rungs(tuple(int(e) for e in stored["rungs"]), float(stored["keep"]))
+
+
+def describe_screening(rungs) -> str:
+    if rungs is None:
+        return "no rungs"
+    return f"rungs {', '.join(map(str, rungs.epochs))} epochs, keep {rungs.keep:g}"
 
 
 def trivial_miou(data) -> float:

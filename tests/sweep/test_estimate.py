@@ -123,9 +123,14 @@ def test_probe_config_shrinks_the_size_then_the_batch():
     assert probe_config(30.0, 256, 8, budget_gflops=2.0) == (64, 4)  # at 64 px still 15: batch 4, no less
 
 
-def test_calibrate_times_real_probes_quickly(tmp_path):
+def test_calibrate_times_real_probes_quickly(tmp_path, monkeypatch):
+    from sweeper.sweep import estimate
     from sweeper.sweep.candidates import resolve_candidates
     from sweeper.sweep.estimate import calibrate
+
+    # Both probes must be timed here whatever the machine's load (the budget that skips the rest
+    # on a busy machine is its own test).
+    monkeypatch.setitem(estimate.PROBE_BUDGET_S, "flops", float("inf"))
     from sweeper.sweep.space import parse_space
     from sweeper.training import prepare_data
 
@@ -143,3 +148,24 @@ def test_calibrate_times_real_probes_quickly(tmp_path):
     assert cost.run_s(second, 2, 0) > 0 and "2 of 2 screened pair(s) timed" in cost.describe()
     none = calibrate(space, data, screened=candidates, method="none", device="cpu")
     assert none.probes == () and none.method == "none"
+
+
+def test_probes_past_the_time_budget_are_left_out_and_modelled(monkeypatch):
+    """On a machine too busy for the budget, the remaining probes are skipped, said so, and their
+    pairs still get an estimate from the model (here every probe: a budget of 0 s)."""
+    from sweeper.sweep import estimate
+    from sweeper.sweep.candidates import resolve_candidates
+    from sweeper.sweep.space import parse_space
+    from sweeper.training import prepare_data
+
+    monkeypatch.setitem(estimate.PROBE_BUDGET_S, "flops", 0.0)
+    space = parse_space({"name": "t", "recipe": {"epochs": 2, "batch_size": 4, "image_size": 64},
+                         "architectures": {"pairs": ["pspnet/mobilenet_v2", "pspnet/resnet18"]}, "trials": 2},
+                        source="t.yaml")
+    space.base.data.subsample = 24
+    data = prepare_data(space.base)
+    candidates = resolve_candidates(space, data.num_classes)
+    cost = estimate.calibrate(space, data, screened=candidates, method="flops", device="cpu")
+    assert [p.error for p in cost.probes] == [estimate.SKIPPED] * 2
+    assert all(0 < cost.run_s(c, 2, 0) < math.inf for c in candidates)
+    assert "left out by the 0 s time budget" in cost.describe()

@@ -10,8 +10,17 @@ import pytest
 from optuna.trial import TrialState
 
 from sweeper.sweep.ledger import Ledger
-from sweeper.sweep.records import REPEAT, RUNG, SCREEN, CandidateKey, TrialRecord, Unit, completed_runs, held_units, \
-    runs_matrix
+from sweeper.sweep.records import (
+    REPEAT,
+    RUNG,
+    SCREEN,
+    CandidateKey,
+    TrialRecord,
+    Unit,
+    completed_runs,
+    held_units,
+    runs_matrix,
+)
 
 KEYS = [CandidateKey.of(a, e) for a in ("unet", "fpn", "pspnet") for e in ("resnet18", "mobilenet_v2")]
 

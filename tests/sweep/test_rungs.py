@@ -148,3 +148,36 @@ def test_a_failed_rung_run_is_not_promoted_and_a_killed_one_is_retried():
     assert plan.next_unit([oom, killed]) == Unit(keys[1], 0, 0, RUNG, rung=1)
     done = TrialRecord(number=2, state=TrialState.COMPLETE, value=0.1, unit=Unit(keys[1], 0, 0, RUNG, rung=1))
     assert plan.next_unit([oom, killed, done]) == Unit(keys[1], 0, 0, SCREEN)
+
+
+def test_a_study_keeps_the_screening_it_began_with(tmp_path):
+    """A resumed study promotes by the rule its rungs were run by, whatever the space says now; a
+    study of an earlier version without rung runs screened at the full budget, and stays so."""
+    import optuna
+
+    from sweeper.sweep.records import StudyRecord
+    from sweeper.sweep.study import study_screening
+
+    storage = f"sqlite:///{tmp_path / 's.db'}"
+    third, half = _space({"rungs": [1, 3], "keep": 0.33}), _space({"rungs": [1, 3], "keep": 0.5})
+    fresh = optuna.create_study(study_name="fresh", storage=storage)
+    assert study_screening(fresh, third) == Rungs((1, 3), 0.33)  # a new study takes the space's...
+    assert study_screening(fresh, half) == Rungs((1, 3), 0.33)  # ...and keeps it after an edit
+    assert StudyRecord.from_study(fresh).screening == {"rungs": [1, 3], "keep": 0.33}
+
+    def legacy(name, phase, rung=None):
+        study = optuna.create_study(study_name=name, storage=storage)
+        attrs = Unit(KEYS[0], 0, 0, phase, rung=rung).user_attrs()
+        study.enqueue_trial({}, user_attrs=attrs)
+        study.optimize(lambda t: 0.5, n_trials=1)
+        return study
+
+    before_rungs = legacy("before-rungs", SCREEN)
+    assert study_screening(before_rungs, half) is None
+    assert StudyRecord.from_study(before_rungs).screening == {"rungs": []}
+    assert study_screening(before_rungs, half) is None
+    with_rungs = legacy("with-rungs", RUNG, rung=1)
+    assert study_screening(with_rungs, half) == Rungs((1, 3), 0.5)
+    plain = optuna.create_study(study_name="plain", storage=storage)
+    assert study_screening(plain, _space()) is None  # begun without rungs...
+    assert study_screening(plain, half) is None  # ...a space that gains them later does not reopen it

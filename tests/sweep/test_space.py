@@ -21,7 +21,7 @@ def test_zoo_50m_is_the_competition_recipe():
         8, 256, 8, "adam", 1e-4, 1e-6, "ce")
     assert space.architectures.max_params == 50_000_000 and base.augment is None
     # The whole catalogue on a budget: rungs of 1 and 3 epochs before the full 8, a third kept.
-    assert (space.screening.epochs, space.screening.keep, space.pruner.type) == ((1, 3), 0.33, "none")
+    assert (space.screening.epochs, space.screening.keep, space.pruner.type) == ((1, 3), 0.5, "none")
     assert space.architectures.order == "spread"
 
 

@@ -189,6 +189,11 @@ def test_rungs_on_the_demo_data_train_the_cheap_rung_then_the_promoted_at_full_b
     assert "stopped at epoch 1 of 2: rank 3 of 3 at that rung" in table.stdout
     assert CliRunner().invoke(app, ["tune", "--space", str(path), "--storage", storage, "--debug"]).exit_code == 0
     assert len(_trials(storage, name="tiny-debug")) == 5  # resumed: nothing trained again
+    # A keep that would promote all three, after the screen: the study keeps the one it began with.
+    path.write_text(yaml.safe_dump(dict(raw, screening={"rungs": [1], "keep": 0.9})))
+    again = CliRunner().invoke(app, ["tune", "--space", str(path), "--storage", storage, "--debug"])
+    assert again.exit_code == 0 and "screens as it began (rungs 1 epochs, keep 0.5)" in " ".join(again.output.split())
+    assert len(_trials(storage, name="tiny-debug")) == 5
 
 
 def test_noise_runs_one_baseline_with_n_seeds(tmp_path):
