@@ -123,14 +123,9 @@ def test_probe_config_shrinks_the_size_then_the_batch():
     assert probe_config(30.0, 256, 8, budget_gflops=2.0) == (64, 4)  # at 64 px still 15: batch 4, no less
 
 
-def test_calibrate_times_real_probes_quickly(tmp_path, monkeypatch):
-    from sweeper.sweep import estimate
+def _two_probed_pairs():
+    """A tiny space of two pspnet pairs on 24 demo images: (space, data, candidates)."""
     from sweeper.sweep.candidates import resolve_candidates
-    from sweeper.sweep.estimate import calibrate
-
-    # Both probes must be timed here whatever the machine's load (the budget that skips the rest
-    # on a busy machine is its own test).
-    monkeypatch.setitem(estimate.PROBE_BUDGET_S, "flops", float("inf"))
     from sweeper.sweep.space import parse_space
     from sweeper.training import prepare_data
 
@@ -139,7 +134,17 @@ def test_calibrate_times_real_probes_quickly(tmp_path, monkeypatch):
                         source="t.yaml")
     space.base.data.subsample = 24
     data = prepare_data(space.base)
-    candidates = resolve_candidates(space, data.num_classes)
+    return space, data, resolve_candidates(space, data.num_classes)
+
+
+def test_calibrate_times_real_probes_quickly(monkeypatch):
+    from sweeper.sweep import estimate
+    from sweeper.sweep.estimate import calibrate
+
+    # Both probes must be timed here whatever the machine's load (the budget that skips the rest
+    # on a busy machine is the next test's).
+    monkeypatch.setitem(estimate.PROBE_BUDGET_S, "flops", float("inf"))
+    space, data, candidates = _two_probed_pairs()
     cost = calibrate(space, data, screened=candidates, method="flops", device="cpu")
     assert [p.ok for p in cost.probes] == [True, True]
     assert cost.images == {0: (20, 4)} and cost.data_train_s > 0
@@ -154,17 +159,9 @@ def test_probes_past_the_time_budget_are_left_out_and_modelled(monkeypatch):
     """On a machine too busy for the budget, the remaining probes are skipped, said so, and their
     pairs still get an estimate from the model (here every probe: a budget of 0 s)."""
     from sweeper.sweep import estimate
-    from sweeper.sweep.candidates import resolve_candidates
-    from sweeper.sweep.space import parse_space
-    from sweeper.training import prepare_data
 
     monkeypatch.setitem(estimate.PROBE_BUDGET_S, "flops", 0.0)
-    space = parse_space({"name": "t", "recipe": {"epochs": 2, "batch_size": 4, "image_size": 64},
-                         "architectures": {"pairs": ["pspnet/mobilenet_v2", "pspnet/resnet18"]}, "trials": 2},
-                        source="t.yaml")
-    space.base.data.subsample = 24
-    data = prepare_data(space.base)
-    candidates = resolve_candidates(space, data.num_classes)
+    space, data, candidates = _two_probed_pairs()
     cost = estimate.calibrate(space, data, screened=candidates, method="flops", device="cpu")
     assert [p.error for p in cost.probes] == [estimate.SKIPPED] * 2
     assert all(0 < cost.run_s(c, 2, 0) < math.inf for c in candidates)
