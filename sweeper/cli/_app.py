@@ -213,6 +213,12 @@ Debug = Annotated[
     bool, typer.Option("--debug", help="32 images, at most 2 epochs at 64 px: a quick dry run of the whole sweep.")
 ]
 Study = Annotated[Optional[str], typer.Option("--study", help="Study name (default: the space's name).")]
+Trials = Annotated[Optional[int], typer.Option("--trials", help="Cap on screening trials.")]
+Epochs = Annotated[Optional[int], typer.Option("--epochs", help="Epochs per run.")]
+MaxParams = Annotated[Optional[str], typer.Option("--max-params", help="Parameter budget, e.g. 50M.")]
+Seeds = Annotated[
+    Optional[str], typer.Option("--seeds", help="Seeds: '0,1,2' (first screens, the rest repeat) or N for 0..N-1.")
+]
 Artifacts = Annotated[
     Optional[Path], typer.Option("--artifacts", help="Folder of the weight files (default: beside a .db or journal "
                                  "file; needed with a database server).")

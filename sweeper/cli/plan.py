@@ -15,10 +15,14 @@ import typer
 from sweeper.cli._app import (
     DataJson,
     Device,
+    Epochs,
     ImageRoot,
+    MaxParams,
+    Seeds,
     Space,
     Storage,
     Study,
+    Trials,
     ValJson,
     ValRoot,
     app,
@@ -43,12 +47,10 @@ class EstimateMethod(str, Enum):
 @errors
 def plan(
     space: Space = None,
-    trials: Annotated[Optional[int], typer.Option(help="Cap on screening trials.")] = None,
-    epochs: Annotated[Optional[int], typer.Option(help="Epochs per run.")] = None,
-    max_params: Annotated[Optional[str], typer.Option("--max-params", help="Parameter budget, e.g. 50M.")] = None,
-    seeds: Annotated[
-        Optional[str], typer.Option(help="Seeds: '0,1,2' (first screens, the rest repeat) or N for 0..N-1.")
-    ] = None,
+    trials: Trials = None,
+    epochs: Epochs = None,
+    max_params: MaxParams = None,
+    seeds: Seeds = None,
     storage: Storage = None,
     study: Study = None,
     device: Device = None,

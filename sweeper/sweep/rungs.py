@@ -75,6 +75,13 @@ def promote(order: Sequence[Any], scores: dict[Any, float], keep: float) -> list
     return [c for c in order if c in chosen]
 
 
+def describe(rungs: Rungs | None) -> str:
+    """A screen by rungs in words, for messages: ``rungs 1, 3 epochs, keep 0.5``."""
+    if rungs is None:
+        return "no rungs"
+    return f"rungs {', '.join(map(str, rungs.epochs))} epochs, keep {rungs.keep:g}"
+
+
 def _finite(value: float | None) -> float:
     return value if value is not None and math.isfinite(value) else -math.inf
 

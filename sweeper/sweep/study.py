@@ -130,8 +130,10 @@ def run_sweep(space, *, storage: str | None = None, study_name: str | None = Non
         screening = study_screening(study, space)
     summary = SweepSummary(study_name=study.study_name, storage=shown_url(storage), candidates=len(candidates))
     if screening != space.screening:
-        summary.messages.append(f"study {study.study_name!r} screens as it began ({describe_screening(screening)}); "
-                                f"a new --study screens as the space says ({describe_screening(space.screening)})")
+        from sweeper.sweep.rungs import describe
+
+        summary.messages.append(f"study {study.study_name!r} screens as it began ({describe(screening)}); "
+                                f"a new --study screens as the space says ({describe(space.screening)})")
         space = replace(space, screening=screening)
     if order != space.architectures.order:
         from sweeper.sweep.candidates import ORDER_SEED
@@ -195,12 +197,6 @@ def study_screening(study, space):
     if not stored.get("rungs"):
         return None
     return Rungs(tuple(int(e) for e in stored["rungs"]), float(stored["keep"]))
-
-
-def describe_screening(rungs) -> str:
-    if rungs is None:
-        return "no rungs"
-    return f"rungs {', '.join(map(str, rungs.epochs))} epochs, keep {rungs.keep:g}"
 
 
 def trivial_miou(data) -> float:
