@@ -40,9 +40,13 @@ measured (``noise_corr``: the runs share initial weights and data order).
 The simulation is not tuned to meet the goal: the parameters printed are the measured ones;
 ``--rho`` and ``--seed-sd`` replace them for a what-if, and ``--grid`` runs zoo-50m's ladder over
 a grid of rung correlations with the Kendall tau a 10 x 2 fidelity check would show at each;
-the output then says so. Under a constant learning rate (the zoo recipe) a column adds what the
-same decisions would cost had each rung continued the one before (the runs are the same bit for
-bit, see :data:`MEASURED_ZOO`). Every rate
+the output then says so. Under a constant learning rate (the zoo recipe) sweeper lets each rung go
+on from the one before (:mod:`sweeper.sweep.states`; the runs are the same bit for bit, see
+:data:`MEASURED_ZOO`), so its compute there is the epochs it adds, and the goal is judged on that;
+the column "from scratch" is what the same decisions cost under a schedule. ``--calibration
+zoo-epochs`` reads every epoch of the calibration's full runs as a budget (exact under a constant
+learning rate), and ``--search`` tries every ladder of up to three of those rungs with every
+keep, then re-runs its Pareto front on fresh catalogues. Every rate
 comes with its 95% Wilson interval; the paired column is sweeper's hit minus uniform 5's, study by
 study, with a normal 95% interval.
 """
@@ -98,6 +102,13 @@ class Calibration:
     #: Whether the recipe's learning rate is constant (scheduler none): then a rung's run is the
     #: first epochs of the full run, bit for bit, and continuing it would change only the cost.
     constant_lr: bool = False
+    #: The measured correlation of one seed's deviations between every two budgets (rows and
+    #: columns in ``budgets`` order), when known; without it a rung's noise correlates with the
+    #: full budget's by ``noise_corr`` and with other rungs' only through it.
+    noise_matrix: tuple[tuple[float, ...], ...] | None = None
+    #: Whether the cheap budgets are the first epochs of the full-budget runs (``--prefixes``)
+    #: rather than runs of their own.
+    prefixes: bool = False
 
 
 #: Measured 2026-12-01 on the demo data (its 6 pairs: unet, fpn, pspnet x mobilenet_v2, resnet18;
@@ -131,8 +142,33 @@ MEASURED_ZOO = Calibration(
            "0.304), over 20 runs",
     constant_lr=True,
 )
+#: :data:`MEASURED_ZOO`'s 20 full-budget runs read at every epoch (``--calibrate
+#: /tmp/cal.db --prefixes``): a rung of e epochs is the first e epochs of the full run under its
+#: constant learning rate, so each epoch is a measured budget, and a seed's deviations at every
+#: two budgets are the same run's (``noise_matrix``). Rungs 1 and 3 equal MEASURED_ZOO's.
+MEASURED_ZOO_EPOCHS = Calibration(
+    source="zoo-50m's recipe on 960 demo images at 64 px, every epoch of the 20 full-budget runs of "
+           "benchmarks/spaces/calibration.yaml (2026-12-01)",
+    budgets=(1, 2, 3, 4, 5, 6, 7, 8), candidates=10, seeds=2,
+    level=(0.2240, 0.2822, 0.3048, 0.3347, 0.3681, 0.3889, 0.4094, 0.4287),
+    spread=(0.0662, 0.0674, 0.0589, 0.0664, 0.0802, 0.0920, 0.1024, 0.1135),
+    seed_sd=(0.0228, 0.0164, 0.0222, 0.0217, 0.0165, 0.0212, 0.0148, 0.0135),
+    rho=(0.7073, 0.8219, 0.8630, 0.8845, 0.9514, 0.9769, 0.9900),
+    rho_raw=(0.6848, 0.8071, 0.8309, 0.8586, 0.9382, 0.9607, 0.9939),
+    tau=(0.3778, 0.6444, 0.6667, 0.7111, 0.8222, 0.8444, 0.8889),
+    noise_corr=(-0.2049, -0.0426, -0.3596, -0.3180, 0.4394, 0.4592, 0.6504),
+    noise_matrix=((+1.000, +0.538, +0.224, +0.152, -0.005, -0.160, +0.437, -0.205),
+                  (+0.538, +1.000, +0.821, +0.748, +0.367, +0.144, +0.220, -0.043),
+                  (+0.224, +0.821, +1.000, +0.920, +0.223, +0.137, -0.106, -0.360),
+                  (+0.152, +0.748, +0.920, +1.000, +0.397, -0.048, -0.197, -0.318),
+                  (-0.005, +0.367, +0.223, +0.397, +1.000, +0.118, +0.310, +0.439),
+                  (-0.160, +0.144, +0.137, -0.048, +0.118, +1.000, +0.546, +0.459),
+                  (+0.437, +0.220, -0.106, -0.197, +0.310, +0.546, +1.000, +0.650),
+                  (-0.205, -0.043, -0.360, -0.318, +0.439, +0.459, +0.650, +1.000)),
+    constant_lr=True, prefixes=True,
+)
 #: The calibrations by name (``--calibration``); the first is the default.
-CALIBRATIONS = {"zoo-recipe": MEASURED_ZOO, "demo": MEASURED}
+CALIBRATIONS = {"zoo-recipe": MEASURED_ZOO, "zoo-epochs": MEASURED_ZOO_EPOCHS, "demo": MEASURED}
 
 
 def calibrate(values: dict[int, np.ndarray], full_epochs: int, source: str, curves: str = "") -> Calibration:
@@ -162,6 +198,9 @@ def calibrate(values: dict[int, np.ndarray], full_epochs: int, source: str, curv
         seed_sd.append(sd)
         spread.append(float(math.sqrt(max(true_var, 0.25 * observed ** 2))))  # floor: a quarter of the variance
     rho, rho_raw, tau, noise = [], [], [], []
+    deviations = np.stack([(arrays[e] - means[e]).ravel() for e in budgets])
+    complete = np.isfinite(deviations).all(axis=0)
+    matrix = tuple(tuple(float(v) for v in row) for row in np.corrcoef(deviations[:, complete]))
     obs_full = np.std(means[full_epochs], ddof=1)
     for i, e in enumerate(budgets[:-1]):
         raw = float(np.corrcoef(means[e], means[full_epochs])[0, 1])
@@ -174,12 +213,17 @@ def calibrate(values: dict[int, np.ndarray], full_epochs: int, source: str, curv
         ok = np.isfinite(dev_e) & np.isfinite(dev_f)
         noise.append(float(np.corrcoef(dev_e[ok], dev_f[ok])[0, 1]))
     return Calibration(source, budgets, int(seen.sum()), n_seeds, tuple(level), tuple(spread), tuple(seed_sd),
-                       tuple(rho), tuple(rho_raw), tuple(tau), tuple(noise), curves)
+                       tuple(rho), tuple(rho_raw), tuple(tau), tuple(noise), curves, noise_matrix=matrix)
 
 
-def read_study(storage: str, study: str | None) -> Calibration:
+def read_study(storage: str, study: str | None, *, prefixes: bool = False) -> Calibration:
     """:func:`calibrate` on a fidelity study: its runs by budget, and the within-run curves of its
-    full-budget runs (how well epoch k of an 8-epoch run predicts its end, for comparison)."""
+    full-budget runs (how well epoch k of an 8-epoch run predicts its end, for comparison).
+
+    ``prefixes``: every epoch of the full-budget runs is a budget, its value the run's best val
+    mIoU up to that epoch, as a rung of that many epochs reports it. That is exact only under a
+    constant learning rate, where a rung's run is the first epochs of the full run bit for bit
+    (checked on :data:`MEASURED_ZOO`'s 40 rung runs), so it is refused for any other schedule."""
     import optuna
 
     from sweeper.sweep.fidelity import budget_values
@@ -198,6 +242,14 @@ def read_study(storage: str, study: str | None) -> Calibration:
     seeds = tuple(sorted({r.unit.seed for r in runs}))
     rungs = tuple(sorted({r.unit.rung for r in runs if r.unit.rung is not None}))
     full_epochs = next(r.config["epochs"] for r in runs if r.unit.rung is None)
+    constant = all((r.config or {}).get("scheduler") == "none" for r in runs)
+    if prefixes:
+        if not constant:
+            raise SystemExit("--prefixes: the study's recipe has a learning-rate schedule, so the first epochs of a "
+                             "full run are not a shorter run")
+        values = prefix_values([r for r in runs if r.unit.rung is None], keys, seeds, full_epochs)
+        source = f"{storage} study {name}, every epoch of its full-budget runs"
+        return replace(calibrate(values, full_epochs, source), constant_lr=True, prefixes=True)
     raw = budget_values(records, keys, seeds, (*rungs, None))
     values = {(full_epochs if e is None else e): np.array([[np.nan if v is None else v for v in row] for row in rows])
               for e, rows in raw.items()}
@@ -213,9 +265,22 @@ def read_study(storage: str, study: str | None) -> Calibration:
         if k in rungs and len(by_epoch[k]) == len(finals):
             parts.append(f"epoch {k} of a {full_epochs}-epoch run vs its value: r = "
                          f"{np.corrcoef(by_epoch[k], finals)[0, 1]:.2f} (mean mIoU {np.mean(by_epoch[k]):.3f})")
-    constant = all((r.config or {}).get("scheduler") == "none" for r in runs)
     return replace(calibrate(values, full_epochs, f"{storage} study {name}", curves="; ".join(parts)),
                    constant_lr=constant)
+
+
+def prefix_values(full_runs, keys: list, seeds: tuple[int, ...], full_epochs: int) -> dict[int, np.ndarray]:
+    """``{epochs: (seeds x candidates)}`` for every epoch count up to the full budget: a full run's
+    best val mIoU over its first ``epochs`` epochs (the value a rung of that length records)."""
+    values = {e: np.full((len(seeds), len(keys)), np.nan) for e in range(1, full_epochs + 1)}
+    for r in full_runs:
+        miou = [h["miou"] for h in sorted(r.history, key=lambda h: h["epoch"])]
+        if len(miou) != full_epochs:
+            continue
+        best = np.maximum.accumulate(miou)
+        for e in range(1, full_epochs + 1):
+            values[e][seeds.index(r.unit.seed), keys.index(r.unit.candidate)] = best[e - 1]
+    return values
 
 
 # --------------------------------------------------------------------------- the simulation
@@ -240,11 +305,29 @@ def simulate_catalogue(cal: Calibration, k: int, rng: np.random.Generator):
     # (noise_corr): the two runs share a seed, so the same initial weights and data order.
     noise_full = rng.normal(size=(k, MAX_SEEDS))
     runs = {full: true[full][:, None] + cal.seed_sd[-1] * noise_full}
+    if cal.noise_matrix is not None:  # every pair of budgets as measured, the full budget's draw kept
+        rest = conditional_noise(np.array(cal.noise_matrix), noise_full, rng)
+        for i, e in enumerate(rungs):
+            runs[e] = true[e][:, None] + cal.seed_sd[i] * rest[..., i]
+        return true[full], runs
     for i, e in enumerate(rungs):
         c = float(np.clip(cal.noise_corr[i], -0.99, 0.99))
         noise = c * noise_full + math.sqrt(1 - c * c) * rng.normal(size=(k, MAX_SEEDS))
         runs[e] = true[e][:, None] + cal.seed_sd[i] * noise
     return true[full], runs
+
+
+def conditional_noise(matrix: np.ndarray, noise_full: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Standard normal noise at the cheap budgets, ``(*noise_full.shape, budgets - 1)``, whose joint
+    correlation with ``noise_full`` (the full budget's, last row of ``matrix``) is ``matrix``, made
+    positive definite first (a correlation measured on 20 runs need not be)."""
+    values, vectors = np.linalg.eigh((matrix + matrix.T) / 2)
+    fixed = vectors @ np.diag(np.clip(values, 1e-3, None)) @ vectors.T
+    d = np.sqrt(np.diag(fixed))
+    fixed = fixed / np.outer(d, d)
+    cheap, cross = fixed[:-1, :-1], fixed[:-1, -1]
+    chol = np.linalg.cholesky(cheap - np.outer(cross, cross))
+    return noise_full[..., None] * cross + rng.normal(size=(*noise_full.shape, len(cross))) @ chol.T
 
 
 def is_markov(cal: Calibration) -> bool:
@@ -294,10 +377,11 @@ def follow(plan, value_of) -> list:
 
 def run_sweeper(runs: dict, k: int, rungs: tuple[int, ...], keep: float, full: int, seed: int
                 ) -> tuple[int, int, int]:
-    """``(★ column, epochs trained, epochs had each rung continued the one before)`` of sweeper's
-    plan on one catalogue. The second figure is what the plan costs (every rung from scratch);
-    the third what the same decisions would cost if a rung went on from the previous rung's
-    weights, which under a constant learning rate gives the same runs bit for bit."""
+    """``(★ column, epochs trained from scratch, epochs trained going on)`` of sweeper's plan on one
+    catalogue. The second figure is what the plan costs when every rung trains from scratch (under
+    a learning-rate schedule); the third what it costs when each rung goes on from the one
+    before's saved state, as sweeper does under a constant learning rate, where it gives the same
+    runs bit for bit."""
     from sweeper.sweep.plans import ScreenThenRace
     from sweeper.sweep.ranking import rank_records
     from sweeper.sweep.records import REPEAT, CandidateKey
@@ -329,6 +413,12 @@ class Tally:
         self.epochs += epochs
         self.continued += epochs if continued is None else continued
         self.studies += 1
+
+
+def spent(tally: Tally, cal: Calibration) -> int:
+    """The epochs sweeper trains: each rung going on from the one before under a constant learning
+    rate, from scratch otherwise."""
+    return tally.continued if cal.constant_lr else tally.epochs
 
 
 def run_setting(cal: Calibration, k: int, studies: int, settings: list[tuple[tuple[int, ...], float]], seed: int):
@@ -364,8 +454,10 @@ def diff_interval(d: np.ndarray) -> str:
 
 def print_calibration(cal: Calibration, k: int) -> None:
     kind = "Figures (some overridden)" if cal.source.startswith("WHAT-IF") else "Real figures"
-    table = Table(title=f"{kind}: {cal.source} ({cal.candidates} candidates x {cal.seeds} seeds; every run "
-                  "trained from scratch at its budget)", title_justify="left")
+    how = ("each cheap budget the first epochs of a full run" if cal.prefixes
+           else "every run trained from scratch at its budget")
+    table = Table(title=f"{kind}: {cal.source} ({cal.candidates} candidates x {cal.seeds} seeds; {how})",
+                  title_justify="left")
     for col in ("budget (epochs)", "mean mIoU", "true spread (sd)", "seed sd", "rho true vs full", "rho observed",
                 "Kendall tau (runs)", "seed-noise corr with full"):
         table.add_column(col, justify="right")
@@ -382,8 +474,9 @@ def print_calibration(cal: Calibration, k: int) -> None:
     console.print(f"Simulated: {k} candidates per catalogue, true full-budget means normal (mean {cal.level[-1]:.3f}, "
                   f"sd {cal.spread[-1]:.4f}); true rung means {chain} the full budget with the rho above (true "
                   "spread and mean as measured); runs = true mean + normal noise of the seed sd above, one seed's "
-                  "noise at a rung correlated with its noise at the full budget as measured; "
-                  f"ROPE {ROPE}, up to {MAX_SEEDS} seeds.\n", highlight=False)
+                  + ("noise correlated between every two budgets as measured (noise_matrix); " if cal.noise_matrix
+                     else "noise at a rung correlated with its noise at the full budget as measured; ")
+                  + f"ROPE {ROPE}, up to {MAX_SEEDS} seeds.\n", highlight=False)
 
 
 def what_if(cal: Calibration, *, rho: str | None, seed_sd: str | None, error) -> Calibration:
@@ -453,7 +546,7 @@ def run_grid(cal: Calibration, k: int, studies: int, grid: str, keeps: str, seed
         tau = typical_tau(what, np.random.default_rng(seed + 1))
         cells = []
         for tally in ours:
-            share = tally.epochs / once.epochs
+            share = spent(tally, cal) / once.epochs
             met = tally.hits / studies >= uniform.hits / studies - GOAL_POINTS and share <= GOAL_COST
             cells.append(f"{100 * tally.hits / studies:.1f}%, {100 * share:.0f}%, {'met' if met else 'not met'}")
         table.add_row(pair.replace(",", " / "), " / ".join(f"{t:+.2f}" for t in tau), *cells)
@@ -462,6 +555,55 @@ def run_grid(cal: Calibration, k: int, studies: int, grid: str, keeps: str, seed
     console.print(f"Reference on the same catalogues: once {rate(once.hits, studies)} at 100%; uniform 5 "
                   f"{rate(uniform.hits, studies)} at 500%. Goal: P >= uniform 5's - {100 * GOAL_POINTS:.0f} points at "
                   f"<= {100 * GOAL_COST:.0f}% of once's compute.", highlight=False)
+
+
+def pareto(rows: list[tuple]) -> list[tuple]:
+    """The rows ``(setting, P, cost, ...)`` that no other row beats on both P (higher) and cost
+    (lower), cheapest first."""
+    front, best = [], -1.0
+    for row in sorted(rows, key=lambda r: (r[2], -r[1])):
+        if row[1] > best:
+            front.append(row)
+            best = row[1]
+    return front
+
+
+def run_search(cal: Calibration, k: int, studies: int, keeps: str, max_rungs: int, seed: int) -> None:
+    """Every ladder of up to ``max_rungs`` cheap rungs among the measured budgets, with every keep,
+    on ``studies`` catalogues (seed ``seed``); the Pareto front of P against compute (continued
+    rungs under a constant learning rate, else from scratch). Picking the best of many settings
+    on the same catalogues flatters it, so the front is run again on fresh catalogues (seed + 1)
+    and both figures are printed; the goal is judged on the fresh ones."""
+    from itertools import combinations
+
+    cheap = cal.budgets[:-1]
+    ladders = [c for n in range(1, max_rungs + 1) for c in combinations(cheap, n)]
+    settings = [(ladder, float(keep)) for ladder in ladders for keep in keeps.split(",")]
+    how = "with rungs continued" if cal.constant_lr else "from scratch"
+    console.print(f"Search: {len(settings)} settings (ladders of up to {max_rungs} of the rungs {cheap}, keeps "
+                  f"{keeps}) on {studies} catalogues; compute {how}.", highlight=False)
+    once, uniform, ours, _ = run_setting(cal, k, studies, settings, seed)
+    rows = [(setting, t.hits / studies, spent(t, cal) / once.epochs) for setting, t in zip(settings, ours)]
+    front = pareto(rows)
+    again_once, again_uniform, again, paired = run_setting(cal, k, studies, [r[0] for r in front], seed + 1)
+    target = again_uniform.hits / studies - GOAL_POINTS
+    table = Table(title=f"Pareto front of P against compute, searched on seed {seed}, run again on fresh catalogues "
+                  f"(seed {seed + 1}); {k} candidates, {studies} studies each", title_justify="left")
+    for col in ("rungs / keep", f"P, search (seed {seed})", f"P, fresh (seed {seed + 1})", "% of once (fresh)",
+                "P - uniform 5 (fresh, paired)", "goal (fresh)"):
+        table.add_column(col, justify="right")
+    full = cal.budgets[-1]
+    for (setting, p_search, _), tally, d in zip(front, again, paired):
+        share = spent(tally, cal) / again_once.epochs
+        failed = [what for what, ok in (("P", tally.hits / studies >= target), ("compute", share <= GOAL_COST))
+                  if not ok]
+        table.add_row(f"{'/'.join(map(str, (*setting[0], full)))} / {setting[1]:g}", f"{100 * p_search:.1f}%",
+                      rate(tally.hits, studies), f"{100 * share:.0f}%", diff_interval(d),
+                      f"NOT MET ({', '.join(failed)})" if failed else "met")
+    console.print(table)
+    console.print(f"Fresh catalogues: once {rate(again_once.hits, studies)} at 100%; uniform 5 "
+                  f"{rate(again_uniform.hits, studies)} at 500%; the goal's P is >= {100 * target:.1f}% at <= "
+                  f"{100 * GOAL_COST:.0f}%.", highlight=False)
 
 
 def parse_settings(ladders: str, keeps: str, cheap: tuple[int, ...]) -> list[tuple[tuple[int, ...], float]]:
@@ -499,16 +641,28 @@ def main(argv: list[str] | None = None) -> int:
                         "0.005,0.008,0.012")
     parser.add_argument("--grid", nargs="?", const=GRID, default=None, help="what-if: sweeper over a grid of rung "
                         f"correlations, ';' between rows (default grid {GRID}); with --keeps")
+    parser.add_argument("--prefixes", action="store_true", help="with --calibrate: every epoch of the full-budget "
+                        "runs is a budget (constant learning rate only)")
+    parser.add_argument("--search", nargs="?", type=int, const=3, default=None, metavar="MAX_RUNGS",
+                        help="every ladder of up to MAX_RUNGS (default 3) of the measured cheap rungs with every "
+                        "--keeps; prints the Pareto front of P against compute, re-run on fresh catalogues")
     args = parser.parse_args(argv)
     studies = args.studies or (60 if args.quick else 200)
     if studies < 2 or args.candidates < 3:
         parser.error("--studies must be >= 2 and --candidates >= 3")
-    cal = read_study(args.calibrate, args.study) if args.calibrate else CALIBRATIONS[args.calibration]
+    if args.prefixes and not args.calibrate:
+        parser.error("--prefixes needs --calibrate (the built-in per-epoch figures: --calibration zoo-epochs)")
+    cal = (read_study(args.calibrate, args.study, prefixes=args.prefixes) if args.calibrate
+           else CALIBRATIONS[args.calibration])
     cal = what_if(cal, rho=args.rho, seed_sd=args.seed_sd, error=parser.error)
     settings = parse_settings(args.ladders, args.keeps, cal.budgets[:-1])
     full = cal.budgets[-1]
     start = time.perf_counter()
     print_calibration(cal, args.candidates)
+    if args.search is not None:
+        run_search(cal, args.candidates, studies, args.keeps, args.search, args.seed)
+        console.print(f"total {time.perf_counter() - start:.0f} s, seed {args.seed}", highlight=False)
+        return 0
     if args.grid:
         run_grid(cal, args.candidates, studies, args.grid, args.keeps, args.seed)
         console.print(f"total {time.perf_counter() - start:.0f} s, seed {args.seed}", highlight=False)
@@ -519,8 +673,9 @@ def main(argv: list[str] | None = None) -> int:
                   title_justify="left")
     columns = ["strategy", "rungs / keep", "P(★ within ROPE of the best)", "compute (epochs/candidate)",
                "% of once", "P - uniform 5 (paired)", "goal"]
-    if cal.constant_lr:  # the same runs, bit for bit, had each rung gone on from the one before
-        columns.insert(5, "% of once, rungs continued")
+    if cal.constant_lr:  # sweeper goes on from each rung: what it spends; from scratch, for comparison
+        columns[4] = "% of once (each rung going on)"
+        columns.insert(5, "% of once, rungs from scratch")
     for col in columns:
         table.add_column(col, justify="left" if col == "strategy" else "right")
     blank = [""] if cal.constant_lr else []
@@ -531,16 +686,16 @@ def main(argv: list[str] | None = None) -> int:
                   f"{100 * uniform.epochs / once.epochs:.0f}%", *blank, "", "")
     met = []
     for (rungs, keep), tally, d in zip(settings, ours, paired):
-        share = tally.epochs / once.epochs
+        share = spent(tally, cal) / once.epochs
         ok_p = tally.hits / studies >= uniform.hits / studies - GOAL_POINTS
         ok_cost = share <= GOAL_COST
         failed = [what for what, ok in (("P", ok_p), ("compute", ok_cost)) if not ok]
         label = f"{'/'.join(map(str, (*rungs, full)))} / {keep:g}"
         if rungs == ZOO_RUNGS and keep == ZOO_KEEP and full == ZOO_FULL:
             label += " (zoo-50m)"
-        continued = [f"{100 * tally.continued / once.epochs:.0f}%"] if cal.constant_lr else []
-        table.add_row("sweeper: rungs + racing", label, rate(tally.hits, studies), f"{tally.epochs / per:.2f}",
-                      f"{100 * share:.0f}%", *continued, diff_interval(d),
+        scratch = [f"{100 * tally.epochs / once.epochs:.0f}%"] if cal.constant_lr else []
+        table.add_row("sweeper: rungs + racing", label, rate(tally.hits, studies), f"{spent(tally, cal) / per:.2f}",
+                      f"{100 * share:.0f}%", *scratch, diff_interval(d),
                       f"NOT MET ({', '.join(failed)})" if failed else "met")
         if not failed:
             met.append(label)

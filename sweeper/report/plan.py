@@ -70,7 +70,8 @@ def to_dict(preview: Preview) -> dict:
         "seeds": list(preview.seeds),
         "folds": list(preview.folds),
         "images": {str(fold): {"train": t, "val": v} for fold, (t, v) in preview.images.items()},
-        "rungs": None if rungs is None else {"epochs": list(rungs.epochs), "keep": rungs.keep},
+        "rungs": None if rungs is None else {"epochs": list(rungs.epochs), "keep": rungs.keep,
+                                             "continued": preview.rungs_continue},
         "racing": preview.racing,
         "pruner": preview.pruner,
         "sampled": preview.sampled,
@@ -116,7 +117,9 @@ def render(preview: Preview, console: Console) -> None:
     images = ", ".join(f"fold {f}: {t} train / {v} val" for f, (t, v) in sorted(p.images.items())
                        if f in p.folds) or "—"
     rungs = "none" if p.rungs is None else (f"{', '.join(str(e) for e in p.rungs.epochs)} epoch(s) before the full "
-                                             f"budget, keep {p.rungs.keep:.2f}")
+                                             f"budget, keep {p.rungs.keep:.2f}, "
+                                             + ("each going on from the one before" if p.rungs_continue
+                                                else "each from scratch"))
     where = p.storage or "—"
     state = ("study exists: " + (f"{p.done} unit(s) done" + (f", {p.running} running" if p.running else ""))
              + (", complete" if p.complete else "") if p.study_exists else "nothing done yet")

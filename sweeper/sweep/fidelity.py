@@ -3,9 +3,12 @@ the full budget, on the same seeds, and measure how well each rung predicts the 
 
 It is a study like any other: its units go through the :class:`~sweeper.sweep.runner.Runner`
 with a :class:`~sweeper.sweep.plans.FixedUnits` plan, into the storage, under the name
-``<space>-fidelity``; running it again resumes and trains only what is missing. Each rung trains
-from scratch with its own epochs, as a screen by rungs does (:mod:`sweeper.sweep.rungs`), so
-what is measured is what ``tune`` would see. The statistics are :mod:`sweeper.stats.fidelity`'s.
+``<space>-fidelity``; running it again resumes and trains only what is missing. Each rung is
+trained as a screen by rungs trains it (:mod:`sweeper.sweep.rungs`), so what is measured is what
+``tune`` would see: under a constant learning rate a candidate's longer budget goes on from its
+shorter one's saved state (the same runs for fewer epochs: rungs 1 and 3 of 8 train 8 epochs a
+candidate and seed instead of 12), under a schedule each budget trains from scratch. The
+statistics are :mod:`sweeper.stats.fidelity`'s.
 """
 
 from __future__ import annotations
@@ -31,7 +34,8 @@ class FidelityReport(NamedTuple):
     ``values`` maps a budget in epochs to a (seeds x candidates) list of val mIoU (None: no
     finished run), rows in ``seeds`` order, columns in ``candidates`` order; ``cost_share`` is
     what a screen by these rungs costs in epochs, as a share of every candidate at the full
-    budget (one seed, :meth:`~sweeper.sweep.rungs.Rungs.cost_epochs`).
+    budget (one seed, :meth:`~sweeper.sweep.rungs.Rungs.cost_epochs`, with each rung going on
+    from the one before where the recipe allows it).
     """
 
     study_name: str
@@ -132,7 +136,7 @@ def run_fidelity(space, *, n_candidates: int, n_seeds: int = 1, rungs: str | Non
     from sweeper.sweep.records import read_records
     from sweeper.sweep.runner import Runner
     from sweeper.sweep.storage import shown_url
-    from sweeper.sweep.study import _prepare, check_same_split, name_the_metric, open_study
+    from sweeper.sweep.study import _prepare, check_same_split, name_the_metric, open_study, rung_states
     from sweeper.sweep.workers import fail_dead_local_trials
 
     if space.hparams:
@@ -163,12 +167,17 @@ def run_fidelity(space, *, n_candidates: int, n_seeds: int = 1, rungs: str | Non
     if stale:
         messages.append(f"{stale} trial(s) of dead local workers marked FAIL and retried")
     units = fidelity_units(keys, seeds, ladder.epochs, space.folds[0])
+    states, why = rung_states(space, storage, None, study.study_name)
+    if why:
+        messages.append(why)
     runner = Runner(study, data, objective=space.objective, params_of={c.key: c.params for c in chosen},
-                    events=events)
+                    events=events, states=states)
     counts = runner.run(FixedUnits(space, units))
     messages += counts.messages
+    if counts.went_on_note():
+        messages.append(counts.went_on_note())
     values = budget_values(read_records(study), keys, seeds, (*ladder.epochs, None))
-    report = measure(values, keys, seeds, ladder, space.base.epochs, n_boot=n_boot)
+    report = measure(values, keys, seeds, ladder, space.base.epochs, n_boot=n_boot, continued=states is not None)
     return report._replace(study_name=study.study_name, storage=shown_url(storage), trained=counts.trained,
                            failed=counts.failed, messages=tuple(messages))
 
@@ -188,7 +197,7 @@ def budget_values(records, keys: list[CandidateKey], seeds: tuple[int, ...], bud
 
 
 def measure(values: dict, keys: list[CandidateKey], seeds: tuple[int, ...], ladder, full_epochs: int, *,
-            n_boot: int | None = None) -> FidelityReport:
+            n_boot: int | None = None, continued: bool = False) -> FidelityReport:
     """The statistics of :func:`budget_values` (a report without its study's name and counts)."""
     import numpy as np
 
@@ -210,4 +219,4 @@ def measure(values: dict, keys: list[CandidateKey], seeds: tuple[int, ...], ladd
         study_name="", storage="", candidates=tuple(str(k) for k in keys), seeds=tuple(seeds), rungs=ladder.epochs,
         full_epochs=full_epochs, keep=ladder.keep, fidelity=fidelity, best=str(keys[fidelity.best]),
         values={(full_epochs if e is None else e): rows for e, rows in values.items()},
-        cost_share=ladder.cost_epochs(n, full_epochs) / (n * full_epochs))
+        cost_share=ladder.cost_epochs(n, full_epochs, continued=continued) / (n * full_epochs))

@@ -34,6 +34,20 @@ def epochs_of(rungs) -> tuple[int, ...]:
     return () if rungs is None else rungs.epochs
 
 
+def previous_rung(unit: Unit, rungs: tuple[int, ...]) -> Unit | None:
+    """The shorter run ``unit`` may go on from (:mod:`sweeper.sweep.states`): the same candidate,
+    seed and fold at the rung before, the last rung for the full budget's screening run; None at
+    the first rung, for repeats, and without rungs."""
+    if not rungs or unit.phase not in (RUNG, SCREEN):
+        return None
+    if unit.rung is None:
+        return replace(unit, phase=RUNG, rung=rungs[-1])
+    if unit.rung not in rungs:
+        return None
+    i = rungs.index(unit.rung)
+    return replace(unit, rung=rungs[i - 1]) if i > 0 else None
+
+
 class Step(str):
     """An answer of a plan that is not a unit."""
 
@@ -66,6 +80,19 @@ class BasePlan(abc.ABC):
         """Optuna params to enqueue a unit with, so that the sampler sees them (none by default)."""
         return {}
 
+    def continues_from(self, unit: Unit) -> Unit | None:
+        """The shorter unit whose saved state this unit may go on from (none by default)."""
+        return None
+
+    def saves_state(self, unit: Unit) -> bool:
+        """Whether this unit's run saves its state at its end, for a longer one (never by default)."""
+        return False
+
+    def live_states(self, records: Sequence[TrialRecord]) -> set[str]:
+        """The unit keys whose saved states may still be gone on from; the runner deletes the
+        others (none by default)."""
+        return set()
+
     def trial_params(self, unit: Unit) -> dict[str, tuple[Any, Any]]:
         """Optuna params to record on a unit's trial as they are, ``{name: (value, distribution)}``,
         for Optuna's own views (none by default)."""
@@ -89,6 +116,21 @@ class FixedUnits(BasePlan):
     def __init__(self, space, units: Sequence[Unit]):
         self.space = space
         self.units = list(units)
+        self._rungs = epochs_of(getattr(space, "screening", None))
+        self._keys = {u.key for u in self.units}
+
+    def continues_from(self, unit):
+        source = previous_rung(unit, self._rungs)
+        return source if source is not None and source.key in self._keys else None
+
+    def saves_state(self, unit):
+        return unit.phase == RUNG and any(self.continues_from(u) == unit for u in self.units)
+
+    def live_states(self, records):
+        """The state of each run whose longer run has not settled yet."""
+        settled = {r.unit.key for r in records if r.holds_unit and not r.is_running}
+        return {source.key for u in self.units if u.key not in settled
+                for source in (self.continues_from(u),) if source is not None}
 
     def progress(self, records):
         held = {r.unit.key for r in records if r.holds_unit and not r.is_running}
@@ -157,6 +199,29 @@ class ScreenThenRace(BasePlan):
 
     def prunable(self, unit):
         return unit.phase == SCREEN and self.space.pruner.type != "none"
+
+    def continues_from(self, unit):
+        if self.space.hparams:
+            return None
+        return previous_rung(unit, epochs_of(self.space.screening))
+
+    def saves_state(self, unit):
+        return unit.phase == RUNG and not self.space.hparams
+
+    def live_states(self, records):
+        """While the screen climbs its rungs: the states of the level being trained (a rung's run
+        may be promoted) and those its unsettled runs go on from. The states of candidates a rung
+        did not promote are dropped once the next level begins, and all of them after the screen."""
+        if self.space.hparams or self.space.screening is None:
+            return set()
+        led = self.read(records)
+        _, units, _ = self._ladder(led)
+        live = {u.key for u in units if u.phase == RUNG}
+        for u in units:
+            source = self.continues_from(u)
+            if source is not None and not led.finished(u.key):
+                live.add(source.key)
+        return live
 
     def progress(self, records):
         """Screening has a known size; racing's depends on the verdicts, so only its count shows."""

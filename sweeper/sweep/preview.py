@@ -28,6 +28,7 @@ from typing import Any
 
 from sweeper.sweep.plans import ScreenThenRace, epochs_of
 from sweeper.sweep.records import REPEAT, RUNG, SCREEN, CandidateKey, TrialRecord, Unit
+from sweeper.sweep.rungs import continues
 
 #: Candidates that get every seed when a space turns racing off (see ``ScreenThenRace``).
 UNRACED_TOP = 3
@@ -103,6 +104,8 @@ class Preview:
     #: The study is there and its plan has nothing left to run.
     complete: bool = False
     notes: tuple[str, ...] = ()
+    #: Each rung goes on from the one before (:func:`sweeper.sweep.rungs.continues`).
+    rungs_continue: bool = False
 
     @property
     def runs_best(self) -> int:
@@ -204,7 +207,7 @@ def preview_tune(space, candidates: Sequence, *, study: str, storage: str | None
         phases=tuple(phases), method=cost.method if cost is not None else "none",
         device=cost.device if cost is not None else "", estimate_note=cost.describe() if cost is not None else "",
         done_by_phase=done_by_phase(records), running=sum(r.is_running and r.holds_unit for r in records),
-        complete=complete, notes=notes,
+        complete=complete, notes=notes, rungs_continue=continues(space),
     )
 
 
@@ -242,17 +245,20 @@ class _Phases:
         space = self.space
         rungs = space.screening
         cheaper = epochs_of(rungs)
+        budgets = (*cheaper, space.base.epochs)
+        went_on = continues(space)
         screened = plan.screened()
         sizes = rungs.sizes(len(screened)) if rungs is not None else [len(screened)]
         alive: list[CandidateKey] | None = list(screened)
         phases = []
-        for level, epochs in enumerate((*cheaper, space.base.epochs)):
+        for level, epochs in enumerate(budgets):
             is_rung = level < len(cheaper)
+            trained = epochs - budgets[level - 1] if went_on and level else epochs  # what a unit adds
             label = (f"rung {level + 1} of {len(cheaper) + 1}" if is_rung else "screening") + f" ({_epochs(epochs)})"
             runs = sizes[level] * len(self.folds)
             if alive is not None:
                 units = plan.rung_units(alive, level)
-                seconds, left = self._exact(units, epochs)
+                seconds, left = self._exact(units, trained)
                 phases.append(PhasePlan(RUNG if is_rung else SCREEN, label, epochs, len(alive), runs, runs, seconds,
                                         seconds, self._done(units), left, left))
                 if is_rung:
@@ -263,7 +269,7 @@ class _Phases:
                     else:
                         alive = None
             else:
-                mean = self._mean(screened, epochs)
+                mean = self._mean(screened, trained)
                 seconds = None if mean is None else mean * sizes[level]
                 phases.append(PhasePlan(RUNG if is_rung else SCREEN, label, epochs, sizes[level], runs, runs, seconds,
                                         seconds, 0, seconds, seconds, known=False))
@@ -355,6 +361,12 @@ def _notes(space, cost) -> tuple[str, ...]:
     if space.screening is not None:
         notes.append("which candidates a rung promotes depends on its results: a rung not yet decided is costed "
                      "at the screened candidates' mean")
+        if continues(space):
+            notes.append("each rung goes on from the one before (constant learning rate): a promoted candidate "
+                         "trains only the epochs it adds; on a database server this needs --artifacts")
+        elif not space.hparams:
+            notes.append(f"each rung trains from scratch: the {space.base.scheduler} learning-rate schedule "
+                         "depends on the epochs")
     if space.hparams:
         names = ", ".join(p.name for p in space.hparams)
         notes.append(f"TPE samples {names}: costs are at the recipe's values and the candidates' mean")

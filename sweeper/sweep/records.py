@@ -163,6 +163,10 @@ class TrialRecord:
     run_key: str | None = None
     #: ``{"study", "trial"}`` of the run this trial reused instead of training it again.
     reused_from: dict | None = None
+    #: The trial of the shorter rung run this one went on from (its saved state), and how many
+    #: epochs it carried from it: ``wall_time_s`` then covers only the epochs trained here.
+    continued_from: int | None = None
+    resumed_epochs: int | None = None
 
     @classmethod
     def from_trial(cls, trial) -> TrialRecord:

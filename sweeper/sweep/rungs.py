@@ -11,15 +11,14 @@ Two choices make the result the same whatever the workers do:
 - **Synchronous promotion.** A rung is judged only when all its runs are in, so which
   candidates go on never depends on the order in which workers finish (Optuna's asynchronous
   ``SuccessiveHalvingPruner`` promotes against whatever has finished so far).
-- **Each rung trains from scratch** with its own epochs (and so its own learning-rate
-  schedule): a rung's result is a run like any other, reproducible from its seed, and no
-  checkpoint has to outlive its worker. The price is that a promoted candidate repeats the
-  cheaper epochs: with rungs 1, 3, 8 and keep 1/2 (zoo-50m), a candidate costs 1 + 3/2 + 8/4 =
-  4.5 epochs on average instead of 8. Under a constant learning rate (zoo-50m's recipe) a rung's
-  run is the first epochs of the full run bit for bit (all 40 rung runs of the calibration in
-  ``benchmarks/catalogue.py``), so going on from the previous rung's weights would give the same
-  results for 1 + 2/2 + 5/4 = 3.25 epochs; it needs a checkpoint per candidate that outlives its
-  worker (weights and Adam's moments: about 12 bytes a parameter), which is not built yet.
+- **A rung's result is the run a fresh start would give.** Under a constant learning rate
+  (zoo-50m's recipe) a run of 3 epochs is the first 3 epochs of a run of 8, bit for bit (all
+  40 rung runs of the calibration in ``benchmarks/catalogue.py``), so a promoted candidate goes
+  on from its previous rung's saved state (:mod:`sweeper.sweep.states`) and trains only the
+  epochs it adds: with rungs 1, 3, 8 and keep 1/2 (zoo-50m) a candidate costs 1 + 2/2 + 5/4 =
+  3.25 epochs on average instead of 8 (4.5 if every rung trained from scratch). Under any
+  other schedule the learning rate of an epoch depends on the total, so each rung trains from
+  scratch with its own epochs; that is also the fallback whenever a state is missing.
 
 A candidate stopped at a rung is ranked only among the runs of that rung, apart from the table.
 """
@@ -54,9 +53,19 @@ class Rungs:
             out.append(promoted_count(out[-1], self.keep))
         return out
 
-    def cost_epochs(self, n: int, full_epochs: int) -> int:
-        """Training epochs the whole screen costs for ``n`` candidates (one seed, one fold)."""
-        return sum(size * e for size, e in zip(self.sizes(n), (*self.epochs, full_epochs)))
+    def cost_epochs(self, n: int, full_epochs: int, *, continued: bool = False) -> int:
+        """Training epochs the whole screen costs for ``n`` candidates (one seed, one fold);
+        ``continued``: each rung goes on from the one before, so it adds only its extra epochs."""
+        budgets = (*self.epochs, full_epochs)
+        added = [e - (budgets[i - 1] if continued and i else 0) for i, e in enumerate(budgets)]
+        return sum(size * e for size, e in zip(self.sizes(n), added))
+
+
+def continues(space) -> bool:
+    """Whether a space's screen lets each rung go on from the one before: it has rungs, an
+    enumerated catalogue, and a constant learning rate (any schedule depends on the epochs, so a
+    shorter run is not the start of a longer one). Where the states are kept: :mod:`sweeper.sweep.states`."""
+    return space.screening is not None and not space.hparams and space.base.scheduler == "none"
 
 
 def promoted_count(n: int, keep: float) -> int:

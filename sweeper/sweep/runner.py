@@ -179,7 +179,17 @@ class RunCounts:
     pruned: int = 0
     #: Runs recorded from a finished run of the same content elsewhere in the storage, not trained.
     reused: int = 0
+    #: Runs that went on from a shorter rung's saved state, and the epochs they did not train again.
+    went_on: int = 0
+    epochs_carried: int = 0
     messages: list[str] = field(default_factory=list)
+
+    def went_on_note(self) -> str | None:
+        """A line on the runs that went on from their previous rung (None when none did)."""
+        if not self.went_on:
+            return None
+        return (f"{self.went_on} run(s) went on from their previous rung's saved state: {self.epochs_carried} "
+                "epoch(s) not trained again")
 
 
 class Runner:
@@ -187,13 +197,16 @@ class Runner:
 
     def __init__(self, study, data, *, objective: str = "best", params_of: dict[str, int] | None = None,
                  events: Events | None = None, artifacts: Path | None = None, poll_s: float = 2.0,
-                 reuse: bool = True):
+                 reuse: bool = True, states=None):
         self.study = study
         self.data = data
         self.objective = objective  # "best" epoch's or "last" epoch's val mIoU is the trial's value
         self.params_of = params_of or {}  # parameter counts by pair, recorded before training
         self.events = events or (lambda kind, info: None)
         self.artifacts = artifacts
+        #: Where rung runs save their states for the next rung (a StateFolder), or None: each
+        #: rung trains from scratch.
+        self.states = states
         self.poll_s = poll_s
         self.worker = this_worker()
         self.counts = RunCounts()
@@ -226,8 +239,12 @@ class Runner:
         if self.reuse:
             self._reuse = ReuseIndex(self.study._storage)
             self._reuse.refresh()
+        if self.states is not None:
+            self.states.prepare()
         while True:
             current = self.records()
+            if self.states is not None:
+                self.states.prune(plan.live_states(current))
             self._progress = plan.progress(current)  # for the view, from the records just read
             step = plan.next_unit(current)
             if isinstance(step, Unit):
@@ -368,8 +385,7 @@ class Runner:
 
         def on_epoch(m) -> None:
             trial.report(m.miou if math.isfinite(m.miou) else 0.0, m.epoch)
-            history.append({"epoch": m.epoch, "train_loss": m.train_loss, "val_loss": m.val_loss, "miou": m.miou,
-                            "pixel_accuracy": m.pixel_accuracy, "seconds": round(m.seconds, 3)})
+            history.append(_epoch_attrs(vars(m)))
             records.write(trial, history=history)
             self.events("epoch", {"unit": unit, "metrics": m})
             if prunable and trial.should_prune():
@@ -378,6 +394,7 @@ class Runner:
                 self.events("end", {"unit": unit, "trial": trial.number, "state": "pruned", "value": m.miou})
                 raise optuna.TrialPruned(f"pruned at epoch {m.epoch}")
 
+        resume, source, save_to = self._states_of(unit, config)
         incoming = tempfile.mkdtemp(prefix=".incoming-", dir=self.artifacts) if self.artifacts is not None else None
         weights_file = None
         if incoming is not None:
@@ -385,8 +402,16 @@ class Runner:
             weights_file = Path(incoming) / (f"{c.arch}-{c.encoder}-seed{unit.seed}-fold{unit.fold}"
                                             f"-trial{trial.number}.pt")
         try:
+            if resume is not None:
+                history += [_epoch_attrs(h) for h in resume.history]
+                records.write(trial, history=history, continued_from=source)
+                for h in resume.history:  # the carried epochs, reported as a fresh run reports them
+                    trial.report(h["miou"] if math.isfinite(h["miou"]) else 0.0, h["epoch"])
+            going_on = {"resume": resume} if resume is not None else {}
+            if save_to is not None:
+                going_on["save_state_to"] = save_to
             result = train_run(config, unit.seed, data=self.data, on_epoch=on_epoch, progress=False,
-                               save_best=weights_file, on_step=on_step)
+                               save_best=weights_file, on_step=on_step, **going_on)
             if weights_file is not None:
                 self._upload_weights(trial, weights_file)
         except RunError as exc:
@@ -411,10 +436,37 @@ class Runner:
                       wall_time_s=round(result.wall_time_s, 3), images_per_s=round(result.images_per_s, 2),
                       peak_memory_mb=round(result.peak_memory_mb, 1), device=result.device,
                       versions=result.versions)
+        if getattr(result, "state_error", None):
+            self.counts.messages.append(f"trial {trial.number}: its state was not saved ({result.state_error}); "
+                                        "the next rung trains this candidate from scratch")
+        if getattr(result, "resumed_epochs", 0):
+            records.write(trial, resumed_epochs=result.resumed_epochs)
+            self.counts.went_on += 1
+            self.counts.epochs_carried += result.resumed_epochs
         self.counts.trained += 1
         self.events("end", {"unit": unit, "trial": trial.number, "state": "complete", "value": value,
                             "seconds": result.wall_time_s})
         return value
+
+    def _states_of(self, unit: Unit, config):
+        """``(state to go on from or None, its trial's number, file to save this run's state to or
+        None)``. A state goes on only when :func:`~sweeper.training.state.can_resume` allows it (a
+        constant learning rate, the same config and seed): otherwise the run trains from scratch,
+        which under a constant learning rate gives the same result, only slower."""
+        if self.states is None or config.scheduler != "none":
+            return None, None, None
+        from sweeper.training.state import can_resume, load_state
+
+        save_to = self.states.path(unit.key) if self._plan.saves_state(unit) else None
+        source = self._plan.continues_from(unit)
+        if source is None:
+            return None, None, save_to
+        done = [r for r in self._cache.with_unit(source.key) if r.is_run]
+        path = self.states.path(source.key)
+        state = load_state(path) if done and path.exists() else None
+        if state is None or can_resume(state, config.to_dict(), unit.seed) is not None:
+            return None, None, save_to
+        return state, done[0].number, save_to
 
     def _upload_weights(self, trial, path: Path) -> None:
         """Store the run's best-epoch weights as an Optuna artifact of its trial.
@@ -434,6 +486,12 @@ class Runner:
             return
         records.write(trial, weights_artifact=artifact_id)
 
+
+
+def _epoch_attrs(m: dict) -> dict:
+    """An epoch as a trial's ``history`` records it."""
+    return {"epoch": m["epoch"], "train_loss": m["train_loss"], "val_loss": m["val_loss"], "miou": m["miou"],
+            "pixel_accuracy": m["pixel_accuracy"], "seconds": round(m["seconds"], 3)}
 
 
 def _taken_over(exc: BaseException | None) -> bool:

@@ -144,14 +144,19 @@ def run_sweep(space, *, storage: str | None = None, study_name: str | None = Non
                                 f"--study screens in architectures.order ({space.architectures.order})")
     if stale:
         summary.messages.append(f"{stale} trial(s) of dead local workers marked FAIL and retried")
+    states, why = rung_states(space, storage, artifacts, study.study_name)
+    if why:
+        summary.messages.append(why)
     runner = Runner(study, data, objective=space.objective, params_of={c.key: c.params for c in candidates},
-                    events=events, artifacts=folder)
+                    events=events, artifacts=folder, states=states)
     plan = ScreenThenRace(space, [CandidateKey.of(c.arch, c.encoder) for c in candidates],
                           rng=random.Random(os.getpid() ^ int(time.time())), choices=stored_choices(study))
     counts = runner.run(plan)
     summary.trained, summary.failed, summary.pruned = counts.trained, counts.failed, counts.pruned
     summary.reused = counts.reused
     summary.messages += counts.messages
+    if counts.went_on_note():
+        summary.messages.append(counts.went_on_note())
     summary.ranking = rank_records(read_records(study), rope=space.rope,
                                    baseline=StudyRecord.from_study(study).baseline_miou)
     if summary.ranking is not None:
@@ -162,6 +167,28 @@ def run_sweep(space, *, storage: str | None = None, study_name: str | None = Non
             write_study(study, ranked_best={"candidate": top.candidate.key, "mean_miou": top.mean, "n": top.n,
                                             "verdicts": {v: summary.ranking.count(v) for v in stats.VERDICTS}})
     return summary
+
+
+def rung_states(space, storage: str | None, artifacts, study_name: str):
+    """``(StateFolder or None, why not or None)``: where a screen by rungs keeps each rung's state
+    so that the next rung goes on from it (:mod:`sweeper.sweep.states`). None without rungs, and,
+    with a reason to print, under a learning-rate schedule (a shorter run is then not the start
+    of a longer one) or on a database server without ``--artifacts`` (no folder to share)."""
+    from sweeper.sweep.states import StateFolder
+
+    if space.screening is None or space.hparams:
+        return None, None
+    if space.base.scheduler != "none":
+        return None, (f"each rung trains from scratch: the recipe's learning-rate schedule ({space.base.scheduler}) "
+                      "depends on the epochs, so a shorter run is not the start of a longer one")
+    try:
+        folder = artifact_dir(storage, artifacts)
+    except SweeperError:
+        return None, ("each rung trains from scratch: a database server has no folder for the rungs' saved states; "
+                      "give --artifacts a folder every worker reaches to let each rung go on from the one before")
+    if not folder.parent.is_dir():
+        raise SweeperError(f"--artifacts: folder {folder.parent} does not exist")
+    return StateFolder(folder, study_name), None
 
 
 def _study_order(study, space) -> str:

@@ -25,6 +25,7 @@ from sweeper.training import faults
 from sweeper.training.build import build_loss, build_model, build_optimizer, build_scheduler
 from sweeper.training.config import TrainConfig, resolve_device, validate_config
 from sweeper.training.loaders import PreparedData, make_loaders, prepare_data
+from sweeper.training.state import TrainState, capture_rng, restore_rng, save_state
 from sweeper.versions import library_versions
 
 
@@ -64,6 +65,10 @@ class RunResult:
     peak_memory_mb: float
     device: str
     versions: dict[str, str]
+    #: Epochs carried from the run this one went on from (0: trained from scratch).
+    resumed_epochs: int = 0
+    #: Why ``save_state_to`` could not be written (None: written, or not asked for).
+    state_error: str | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -86,6 +91,8 @@ def train_run(
     progress: bool | None = None,
     save_best: str | os.PathLike | None = None,
     on_step: Callable[[int, int], None] | None = None,
+    resume: TrainState | None = None,
+    save_state_to: str | os.PathLike | None = None,
 ) -> RunResult:
     """Train ``config`` with ``seed`` and score every epoch on the fold's whole val set.
 
@@ -130,6 +137,16 @@ def train_run(
     best_state: dict | None = None
     trained_images = 0
     train_seconds = 0.0
+    keep_best = save_best is not None or save_state_to is not None
+    if resume is not None:
+        history = [EpochMetrics(**h) for h in resume.history]
+        model.load_state_dict(resume.model)
+        optimizer.load_state_dict(resume.optimizer)
+        scaler.load_state_dict(resume.scaler)
+        best_state = resume.best_model or (_cpu_copy(model) if keep_best else None)
+        trained_images, train_seconds = resume.trained_images, resume.train_seconds
+        restore_rng(resume.rng, train_loader.generator)
+    first_epoch = len(history)
     bar = _Bars(progress, config.epochs, len(train_loader), f"{config.arch}/{config.encoder} seed {seed}")
 
     def forward(images):
@@ -138,7 +155,7 @@ def train_run(
 
     try:
         with bar:
-            for epoch in range(config.epochs):
+            for epoch in range(first_epoch, config.epochs):
                 epoch_start = time.perf_counter()
                 model.train()
                 train_ds.set_epoch(epoch)
@@ -174,8 +191,8 @@ def train_run(
                     miou=scores.miou, pixel_accuracy=scores.pixel_accuracy, iou=list(scores.iou),
                     seconds=time.perf_counter() - epoch_start,
                 )
-                if save_best is not None and _improves(metrics.miou, history):
-                    best_state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
+                if keep_best and _improves(metrics.miou, history):
+                    best_state = _cpu_copy(model)
                 history.append(metrics)
                 bar.epoch(metrics)
                 if on_epoch is not None:
@@ -199,6 +216,16 @@ def train_run(
         tmp = Path(f"{save_best}.tmp-{os.getpid()}")
         torch.save(best_state, tmp)
         os.replace(tmp, save_best)
+    state_error = None
+    if save_state_to is not None:
+        try:
+            save_state(TrainState(
+                config=config.to_dict(), seed=int(seed), epochs=len(history), history=[asdict(h) for h in history],
+                model=_cpu_copy(model), optimizer=optimizer.state_dict(), scaler=scaler.state_dict(),
+                rng=capture_rng(train_loader.generator), best_model=None if best == len(history) - 1 else best_state,
+                trained_images=trained_images, train_seconds=train_seconds), save_state_to)
+        except (OSError, RuntimeError) as exc:  # a full disk costs the next rung its head start, not this run
+            state_error = one_line(exc, 200)
     if device_type == "cuda":
         peak = torch.cuda.max_memory_allocated(device) / 2**20
     else:
@@ -209,7 +236,12 @@ def train_run(
         wall_time_s=time.perf_counter() - start,
         images_per_s=trained_images / train_seconds if train_seconds > 0 else 0.0,
         peak_memory_mb=peak, device=device, versions=library_versions(),
+        resumed_epochs=first_epoch, state_error=state_error,
     )
+
+
+def _cpu_copy(model) -> dict:
+    return {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
 
 
 def _rank_score(miou: float) -> float:

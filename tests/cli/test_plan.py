@@ -78,7 +78,7 @@ def test_runs_of_each_phase_with_rungs_and_folds(tmp_path, trials, racing, sizes
     # The worst case: every candidate at the full budget gets every seed on every fold.
     if racing:
         assert got["runs_worst"] - 2 * sum(sizes[:-1]) == sizes[-1] * 3 * 2
-    assert got["screened"] == sizes[0] and got["rungs"] == {"epochs": [1, 2], "keep": 0.5}
+    assert got["screened"] == sizes[0] and got["rungs"] == {"epochs": [1, 2], "keep": 0.5, "continued": True}
     assert not (tmp_path / "none.db").exists()
 
 
@@ -201,9 +201,12 @@ def test_bad_space_keys_fail_as_everywhere(tmp_path):
     assert result.exit_code == 2 and "error:" in result.output and "trials" in result.output
 
 
-def test_a_half_done_ladder_costs_the_very_candidates_it_promoted():
+@pytest.mark.parametrize("scheduler, added", [("none", 3), ("cosine", 4)])
+def test_a_half_done_ladder_costs_the_very_candidates_it_promoted(scheduler, added):
     """Pure preview logic on hand-made records: once a rung has settled, the plan knows which
-    candidates go on and costs exactly those; what is done is subtracted."""
+    candidates go on and costs exactly those; what is done is subtracted. Under a constant
+    learning rate a promoted run goes on from its rung and costs only the epochs it adds (3 of
+    4); under a schedule it trains all 4 again."""
     from optuna.trial import TrialState
 
     from sweeper.sweep.estimate import CostModel
@@ -213,7 +216,8 @@ def test_a_half_done_ladder_costs_the_very_candidates_it_promoted():
     from sweeper.zoo import Candidate
 
     pairs = ["pspnet/mobilenet_v2", "pspnet/resnet18", "fpn/resnet18"]
-    space = parse_space({"name": "h", "recipe": {"epochs": 4, "batch_size": 4, "image_size": 64},
+    recipe = {"epochs": 4, "batch_size": 4, "image_size": 64, "scheduler": scheduler}
+    space = parse_space({"name": "h", "recipe": recipe,
                          "architectures": {"pairs": pairs}, "seeds": [0, 1], "trials": 3, "pruner": "none",
                          "screening": {"rungs": [1], "keep": 0.5}}, source="h.yaml")
     candidates = [Candidate(a, e, params=1, encoder_params=1, decoder_params=0, gflops=1.0)
@@ -231,13 +235,14 @@ def test_a_half_done_ladder_costs_the_very_candidates_it_promoted():
     empty = preview_tune(space, candidates, study="h", cost=cost)
     rung, screen, repeat = empty.phases
     assert (rung.seconds_worst, rung.known, screen.known, screen.candidates) == (28.0, True, False, 2)
-    assert screen.seconds_worst == pytest.approx(2 * 4 * 28.0 / 3)  # two of three, at the mean
+    assert screen.seconds_worst == pytest.approx(2 * added * 28.0 / 3)  # two of three, at the mean
+    assert empty.rungs_continue is (scheduler == "none")
     rungs_done = [record(i, k, RUNG, 1, v) for i, (k, v) in enumerate(zip(keys, (0.5, 0.3, 0.4)))]
     half = preview_tune(space, candidates, study="h", cost=cost, records=rungs_done + [
         record(3, keys[0], SCREEN, None, 0.6)])
     rung, screen, repeat = half.phases
     assert rung.done == 3 and rung.remaining_worst_s == 0.0
     assert (screen.known, screen.candidates, screen.done) == (True, 2, 1)  # the first and the third go on
-    assert screen.seconds_worst == 4 * (4.0 + 16.0) and screen.remaining_worst_s == 4 * 16.0
+    assert screen.seconds_worst == added * (4.0 + 16.0) and screen.remaining_worst_s == added * 16.0
     assert (repeat.runs_best, repeat.runs_worst) == (0, 2) and repeat.seconds_worst == 4 * (4.0 + 16.0)
-    assert half.done == 4 and not half.complete and half.remaining_worst_s == 4 * 16.0 + 4 * (4.0 + 16.0)
+    assert half.done == 4 and not half.complete and half.remaining_worst_s == added * 16.0 + 4 * (4.0 + 16.0)

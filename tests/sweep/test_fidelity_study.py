@@ -48,7 +48,13 @@ def test_fidelity_trains_every_budget_once_and_resumes_without_training(tmp_path
     records = _records(storage, "tiny-fidelity")
     runs = [r for r in records if r.is_run]
     assert sorted((r.unit.phase, r.unit.rung, r.config["epochs"]) for r in runs) == \
-        [(RUNG, 1, 1)] * 3 + [(SCREEN, None, 2)] * 3  # each rung from scratch, with its own epochs
+        [(RUNG, 1, 1)] * 3 + [(SCREEN, None, 2)] * 3  # each budget a run with its own epochs...
+    rung_of = {r.unit.candidate: r.number for r in runs if r.unit.rung == 1}
+    # ...the full budget going on from its rung under the constant learning rate (epoch 1 carried)
+    assert {(r.continued_from, r.resumed_epochs) for r in runs if r.unit.rung is None} == \
+        {(rung_of[r.unit.candidate], 1) for r in runs if r.unit.rung is None}
+    assert all(len(r.history) == r.config["epochs"] for r in runs)
+    assert first.cost_share == pytest.approx((3 * 1 + 2 * 1) / (3 * 2))  # 2 of 3 promoted, adding 1 epoch each
     (row,) = first.fidelity.rungs
     assert -1 <= row.tau <= 1 and math.isfinite(row.tau)
     assert -1 <= row.tau_low <= row.tau_high <= 1

@@ -38,7 +38,7 @@ def _full_record(number: int) -> TrialRecord:
         per_class_iou={"background": 0.9, "cat": 0.1}, wall_time_s=1.5, images_per_s=10.0, peak_memory_mb=100.0,
         device="cpu", versions={"torch": "x"}, pruned_at_epoch=None, fail_kind="oom", fail_reason="why",
         interrupted=True, duplicate_of=2, empty=True, weights_artifact="a-b-c", weights_error="disk full",
-        run_key="abc|seed=3|fold=1", reused_from={"study": "s", "trial": 4},
+        run_key="abc|seed=3|fold=1", reused_from={"study": "s", "trial": 4}, continued_from=1, resumed_epochs=1,
     )
 
 

@@ -181,3 +181,39 @@ def test_a_study_keeps_the_screening_it_began_with(tmp_path):
     plain = optuna.create_study(study_name="plain", storage=storage)
     assert study_screening(plain, _space()) is None  # begun without rungs...
     assert study_screening(plain, half) is None  # ...a space that gains them later does not reopen it
+
+
+def test_the_live_states_follow_the_ladder_and_drop_what_was_not_promoted(tmp_path):
+    """Which saved rung states a screen still needs: while rung 1 runs, its own; once rung 3 is
+    decided, the promoted candidates' rung-1 states until their rung-3 runs settle, plus the
+    rung-3 states; after the screen, none. The folder deletes every other state."""
+    from sweeper.sweep.states import StateFolder
+
+    space = _space({"rungs": [1, 3], "keep": 0.34})
+    plan = ScreenThenRace(space, KEYS, rng=random.Random(0))
+    values = dict(zip(KEYS, [0.3, 0.9, 0.1, 0.8, 0.2, 0.7, 0.4, 0.6, 0.5]))
+    rung1 = [Unit(k, 0, 0, RUNG, rung=1) for k in KEYS]
+    assert plan.live_states([]) == {u.key for u in rung1}
+    records = _settled(rung1, values, range(9))
+    _, level3, _ = plan.ladder(records)
+    promoted = [u.candidate for u in level3]
+    assert plan.live_states(records) == {u.key for u in level3} | {Unit(k, 0, 0, RUNG, rung=1).key for k in promoted}
+    assert plan.continues_from(level3[0]) == Unit(promoted[0], 0, 0, RUNG, rung=1)
+    assert plan.continues_from(rung1[0]) is None and plan.saves_state(rung1[0])
+    assert plan.continues_from(Unit(KEYS[0], 1, 0, REPEAT)) is None
+    # One rung-3 run settled: its rung-1 state is no longer needed, its own is.
+    done3 = records + [TrialRecord(number=9, state=TrialState.COMPLETE, value=0.5, unit=level3[0])]
+    live = plan.live_states(done3)
+    assert Unit(promoted[0], 0, 0, RUNG, rung=1).key not in live and level3[0].key in live
+    artifacts = tmp_path / "artifacts"
+    folder = StateFolder(artifacts, "study")
+    folder.prepare()
+    (artifacts / "weights.pt").write_bytes(b"w")
+    for u in rung1 + level3:
+        folder.path(u.key).write_bytes(b"x")
+    assert folder.prune(live) == len(rung1) + len(level3) - len(live) and folder.held() == len(live)
+    everything = follow(plan, lambda u: values[u.candidate] + (u.rung or 8) / 100)
+    assert plan.live_states(everything) == set()
+    assert folder.prune(set()) == len(live) and folder.held() == 0
+    # Nothing left of the states; the run weights beside them stay.
+    assert not (artifacts / "rung-states").exists() and (artifacts / "weights.pt").exists()

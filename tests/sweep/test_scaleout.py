@@ -93,6 +93,34 @@ def test_four_workers_share_one_storage(tmp_path, kind, request):
     assert len(workers) >= 2  # the work was shared
 
 
+def test_two_workers_go_on_from_each_others_rungs(tmp_path):
+    """Two processes screening by rungs under a constant learning rate on one SQLite file: each
+    promoted run goes on from the saved state of the rung before, whichever worker trained it,
+    and the states are gone once the screen is over."""
+    from sweeper.sweep.records import read_records
+    from sweeper.sweep.states import StateFolder
+    from sweeper.sweep.storage import artifact_dir
+
+    path = write_space(tmp_path, epochs=2, seeds=(0,))
+    raw = yaml.safe_load(path.read_text())
+    raw["recipe"]["scheduler"] = "none"
+    raw["screening"] = {"rungs": [1], "keep": 0.5}
+    path.write_text(yaml.safe_dump(raw))
+    storage = str(tmp_path / "rungs.db")
+    procs = [worker(path, storage) for _ in range(2)]
+    for proc in procs:
+        finish(proc)
+    import optuna
+
+    runs = [r for r in read_records(optuna.load_study(study_name="scale-debug", storage=open_storage(storage)))
+            if r.is_run]
+    rung = {r.unit.candidate: r for r in runs if r.unit.rung == 1}
+    full = [r for r in runs if r.unit.rung is None]
+    assert len(rung) == 4 and len(full) == 2
+    assert {(r.continued_from, r.resumed_epochs) for r in full} == {(rung[r.unit.candidate].number, 1) for r in full}
+    assert StateFolder(artifact_dir(storage), "scale-debug").held() == 0
+
+
 def _wait_for(storage: str, predicate, proc: subprocess.Popen, timeout: float = 300, study: str = "scale-debug"):
     deadline = time.time() + timeout
     while time.time() < deadline:

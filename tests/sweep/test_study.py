@@ -378,3 +378,61 @@ def test_a_study_keeps_the_catalogue_order_it_began_with(tmp_path):
     assert _study_order(older, space) == "params"  # stored: the same answer on every resume
     renamed = tiny_space(architectures={"max_params": "5M", "archs": ["pspnet"], "order": "name"})
     assert _study_order(fresh, renamed) == "spread"
+
+
+def test_each_rung_goes_on_from_the_one_before_to_the_same_runs_as_from_scratch(tmp_path, monkeypatch):
+    """Under a constant learning rate a promoted candidate loads its shorter run's saved state and
+    trains only the epochs it adds: every value and epoch is the same as when every rung trains
+    from scratch, each continued trial names the trial it went on from, and no state is left
+    once the screen is over."""
+    import sweeper.sweep.study as study_module
+    from sweeper.sweep.states import StateFolder
+    from sweeper.sweep.storage import artifact_dir
+
+    space = tiny_space(recipe=dict(TINY["recipe"], epochs=3, scheduler="none"), seeds=[0],
+                       screening={"rungs": [1, 2], "keep": 0.5})
+    went_on = run_sweep(space, storage=str(tmp_path / "on.db"))
+    monkeypatch.setattr(study_module, "rung_states", lambda *a, **k: (None, None))
+    scratch = run_sweep(space, storage=str(tmp_path / "scratch.db"))
+    assert went_on.trained == scratch.trained == 3 + 2 + 1
+    # Rung 2 carries 1 epoch for 2 candidates, the full budget 2 epochs for 1.
+    assert "3 run(s) went on from their previous rung's saved state: 4 epoch(s) not trained again" in went_on.messages
+    assert not any("went on" in m for m in scratch.messages)
+
+    def runs(name):
+        trials = _trials(str(tmp_path / name))
+        return {t.unit.key: t for t in trials if t.is_run}
+
+    on, off = runs("on.db"), runs("scratch.db")
+    assert on.keys() == off.keys()
+    for key, t in on.items():
+        assert t.value == off[key].value
+        assert [h["miou"] for h in t.history] == [h["miou"] for h in off[key].history]
+        assert [h["train_loss"] for h in t.history] == [h["train_loss"] for h in off[key].history]
+        assert off[key].continued_from is None
+        budget = t.unit.rung or 3
+        if budget == 1:
+            assert t.continued_from is None and t.resumed_epochs is None
+        else:  # rung 2 goes on from rung 1, the full budget from rung 2
+            source = next(s for s in on.values() if s.unit.candidate == t.unit.candidate and
+                          s.unit.rung == (1 if budget == 2 else 2))
+            assert (t.continued_from, t.resumed_epochs) == (source.number, source.unit.rung)
+    folder = StateFolder(artifact_dir(str(tmp_path / "on.db")), "tiny")
+    assert folder.held() == 0 and not artifact_dir(str(tmp_path / "on.db")).exists()  # nothing left behind
+
+
+def test_rungs_train_from_scratch_under_a_schedule_or_without_a_folder_and_say_why(tmp_path):
+    from sweeper.sweep.study import rung_states
+
+    rungs = {"rungs": [1], "keep": 0.5}
+    cosine = tiny_space(recipe=dict(TINY["recipe"], epochs=2, scheduler="cosine"), screening=rungs)
+    assert rung_states(tiny_space(), str(tmp_path / "a.db"), None, "s") == (None, None)  # no rungs
+    folder, why = rung_states(cosine, str(tmp_path / "a.db"), None, "s")
+    assert folder is None and "schedule (cosine) depends on the epochs" in why
+    constant = tiny_space(recipe=dict(TINY["recipe"], epochs=2, scheduler="none"), screening=rungs)
+    folder, why = rung_states(constant, "postgresql://u@db.example/x", None, "s")
+    assert folder is None and "give --artifacts" in why
+    folder, why = rung_states(constant, "postgresql://u@db.example/x", tmp_path, "s")
+    assert why is None and folder.folder.parent == tmp_path / "rung-states"
+    with pytest.raises(SweeperError, match="--artifacts: folder .* does not exist"):
+        rung_states(constant, None, tmp_path / "no" / "such", "s")
