@@ -73,7 +73,8 @@ def parse_rungs(text: str | None, space) -> Any:
     if not epochs:
         raise SweeperError(f"--rungs: expected epochs separated by commas, e.g. 1,3; got {text!r}")
     try:
-        rungs = parse_screening({"rungs": epochs, "keep": keep}, "--rungs", full)
+        go_on = space.screening.go_on if space.screening is not None else True
+        rungs = parse_screening({"rungs": epochs, "keep": keep, "continue": go_on}, "--rungs", full)
     except SweeperError as exc:
         raise SweeperError(str(exc).replace("--rungs: screening.rungs", "--rungs", 1)) from None
     if rungs is None:

@@ -198,6 +198,15 @@ def preview_tune(space, candidates: Sequence, *, study: str, storage: str | None
         phases = [replace(p, remaining_best_s=None if p.remaining_best_s is None else 0.0,
                           remaining_worst_s=None if p.remaining_worst_s is None else 0.0) for p in phases]
     notes = _notes(space, cost) + (("the study is complete: tune would train nothing new",) if complete else ())
+    if continues(space) and screened:
+        from sweeper.sweep.rungs import state_bytes
+
+        base = space.base
+        peak = sum(state_bytes(by_pair[k.pair].params, base.optimizer, getattr(base, "momentum", 0.0))
+                   for k in screened) * len(space.folds)
+        notes += (f"the first rung's saved states take up to {_size(peak)} of disk at once (fewer at each later "
+                  "rung, none after the screen); `continue: false` under `screening:` trains every rung from scratch "
+                  "instead",)
     return Preview(
         space=space.name, source=space.source, study=study, storage=storage, study_exists=bool(records),
         epochs=full, batch_size=space.base.batch_size, image_size=space.base.image_size, seeds=tuple(space.seeds),
@@ -342,6 +351,14 @@ class _Phases:
             if r.holds_unit and r.unit.rung is None and r.unit.seed != self.space.screening_seed:
                 used.setdefault(r.unit.candidate, set()).add(r.unit.seed)
         return [Unit(k, s, f, REPEAT) for k in keys for s in sorted(used.get(k, ())) for f in self.folds]
+
+
+def _size(n: float) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1000:
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000
+    return f"{n:.1f} TB"
 
 
 def _epochs(n: int) -> str:

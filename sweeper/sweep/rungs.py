@@ -27,13 +27,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from sweeper.errors import SweeperError
 
 #: The keys of ``screening:``.
-SCREENING_KEYS = ("rungs", "keep")
+SCREENING_KEYS = ("rungs", "keep", "continue")
 #: A rung's keys: its budget in epochs.
 RUNG_KEYS = ("epochs",)
 
@@ -45,6 +45,10 @@ class Rungs:
 
     epochs: tuple[int, ...]
     keep: float
+    #: ``continue: false`` makes every rung train from scratch even where it could go on from the
+    #: one before (to spare the disk its saved states). It changes no result, so a study does not
+    #: pin it: the space's value applies at every resume.
+    go_on: bool = field(default=True, compare=False)
 
     def sizes(self, n: int) -> list[int]:
         """How many candidates train at each rung, the full budget last, out of ``n`` screened."""
@@ -61,11 +65,20 @@ class Rungs:
         return sum(size * e for size, e in zip(self.sizes(n), added))
 
 
+def state_bytes(params: int, optimizer: str, momentum: float = 0.0) -> int:
+    """Bytes of one rung's saved state for a model of ``params`` float32 parameters: the weights
+    and the optimizer's per-parameter buffers (Adam/AdamW: two moments; SGD: one with momentum),
+    and sometimes a copy of the best epoch's weights, counted here (an upper bound)."""
+    buffers = 2 if optimizer in ("adam", "adamw") else int(momentum > 0)
+    return 4 * params * (2 + buffers)
+
+
 def continues(space) -> bool:
     """Whether a space's screen lets each rung go on from the one before: it has rungs, an
     enumerated catalogue, and a constant learning rate (any schedule depends on the epochs, so a
     shorter run is not the start of a longer one). Where the states are kept: :mod:`sweeper.sweep.states`."""
-    return space.screening is not None and not space.hparams and space.base.scheduler == "none"
+    return (space.screening is not None and space.screening.go_on and not space.hparams
+            and space.base.scheduler == "none")
 
 
 def promoted_count(n: int, keep: float) -> int:
@@ -122,7 +135,10 @@ def parse_screening(value: Any, source: str, full_epochs: int) -> Rungs | None:
     keep = value.get("keep", 1 / 3)
     if isinstance(keep, bool) or not isinstance(keep, (int, float)) or not 0 < keep < 1:
         raise SweeperError(f"{where}.keep: {keep!r} must be a fraction strictly between 0 and 1")
-    return check_rungs(Rungs(tuple(epochs), float(keep)), full_epochs, where)
+    go_on = value.get("continue", True)
+    if not isinstance(go_on, bool):
+        raise SweeperError(f"{where}.continue: {go_on!r} must be true or false")
+    return check_rungs(Rungs(tuple(epochs), float(keep), go_on), full_epochs, where)
 
 
 def check_rungs(rungs: Rungs | None, full_epochs: int, where: str) -> Rungs | None:
@@ -135,4 +151,4 @@ def check_rungs(rungs: Rungs | None, full_epochs: int, where: str) -> Rungs | No
         raise SweeperError(f"{where}.rungs: a rung of {above[0]} epochs is above the recipe's {full_epochs} "
                            "epochs (the last rung is the full budget)")
     cheaper = tuple(e for e in rungs.epochs if e < full_epochs)
-    return Rungs(cheaper, rungs.keep) if cheaper else None
+    return Rungs(cheaper, rungs.keep, rungs.go_on) if cheaper else None

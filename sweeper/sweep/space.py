@@ -330,11 +330,11 @@ def apply_overrides(space: SearchSpace, **flags: Any) -> SearchSpace:
         base = replace(base, data=replace(base.data, subsample=32), epochs=min(base.epochs, 2),
                        image_size=min(base.image_size, 64))
     if space.screening is not None and base.epochs != space.base.epochs:
-        from sweeper.sweep.rungs import Rungs, check_rungs
+        from sweeper.sweep.rungs import check_rungs
 
         rungs = space.screening
         if flags.get("debug") and flags.get("epochs") is None:  # a debug run keeps the rungs that still fit
-            rungs = Rungs(tuple(e for e in rungs.epochs if e < base.epochs), rungs.keep)
+            rungs = replace(rungs, epochs=tuple(e for e in rungs.epochs if e < base.epochs))
         where = "--epochs: screening" if flags.get("epochs") is not None else f"{space.source}: screening"
         space.screening = check_rungs(rungs, base.epochs, where) if rungs.epochs else None
     space.base = base

@@ -176,7 +176,7 @@ def rung_states(space, storage: str | None, artifacts, study_name: str):
     of a longer one) or on a database server without ``--artifacts`` (no folder to share)."""
     from sweeper.sweep.states import StateFolder
 
-    if space.screening is None or space.hparams:
+    if space.screening is None or space.hparams or not space.screening.go_on:
         return None, None
     if space.base.scheduler != "none":
         return None, (f"each rung trains from scratch: the recipe's learning-rate schedule ({space.base.scheduler}) "
@@ -223,7 +223,8 @@ def study_screening(study, space):
         write_study(study, screening=stored)
     if not stored.get("rungs"):
         return None
-    return Rungs(tuple(int(e) for e in stored["rungs"]), float(stored["keep"]))
+    go_on = space.screening.go_on if space.screening is not None else True  # not pinned: no result depends on it
+    return Rungs(tuple(int(e) for e in stored["rungs"]), float(stored["keep"]), go_on)
 
 
 def trivial_miou(data) -> float:

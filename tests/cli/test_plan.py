@@ -79,6 +79,11 @@ def test_runs_of_each_phase_with_rungs_and_folds(tmp_path, trials, racing, sizes
     if racing:
         assert got["runs_worst"] - 2 * sum(sizes[:-1]) == sizes[-1] * 3 * 2
     assert got["screened"] == sizes[0] and got["rungs"] == {"epochs": [1, 2], "keep": 0.5, "continued": True}
+    # The disk the first rung's states may take: every screened candidate on both folds, Adam.
+    from sweeper.sweep.rungs import state_bytes
+
+    assert state_bytes(1_000_000, "adam") == 16_000_000 and state_bytes(10, "sgd") == 80
+    assert any("saved states take up to" in note for note in got["notes"])
     assert not (tmp_path / "none.db").exists()
 
 

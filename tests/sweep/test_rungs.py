@@ -41,8 +41,16 @@ def _value_of(means):
 
 
 def test_screening_keys_parse_and_the_full_budget_rung_is_implicit():
+    from sweeper.sweep.rungs import continues
+
     space = _space({"rungs": [{"epochs": 1}, {"epochs": 3}, {"epochs": 8}], "keep": 0.33})
-    assert space.screening == Rungs((1, 3), 0.33)
+    assert space.screening == Rungs((1, 3), 0.33) and space.screening.go_on and continues(space)
+    # continue: false trains every rung from scratch; it is no part of what a study pins.
+    scratch = _space({"rungs": [1, 3], "keep": 0.33, "continue": False})
+    assert not scratch.screening.go_on and not continues(scratch) and scratch.screening == space.screening
+    assert not continues(_space({"rungs": [1, 3]}, recipe={"epochs": 8, "scheduler": "cosine"}))
+    debug = apply_overrides(_space({"rungs": [1, 3], "continue": False}), debug=True)
+    assert debug.screening == Rungs((1,), 1 / 3) and not debug.screening.go_on
     assert _space({"rungs": [1, 3]}).screening == Rungs((1, 3), pytest.approx(1 / 3))
     assert _space({"rungs": [8]}).screening is None  # only the full budget: no cheaper rung
 

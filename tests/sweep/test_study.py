@@ -436,3 +436,5 @@ def test_rungs_train_from_scratch_under_a_schedule_or_without_a_folder_and_say_w
     assert why is None and folder.folder.parent == tmp_path / "rung-states"
     with pytest.raises(SweeperError, match="--artifacts: folder .* does not exist"):
         rung_states(constant, None, tmp_path / "no" / "such", "s")
+    spared = tiny_space(recipe=dict(TINY["recipe"], epochs=2, scheduler="none"), screening={**rungs, "continue": False})
+    assert rung_states(spared, str(tmp_path / "a.db"), None, "s") == (None, None)
