@@ -105,10 +105,13 @@ def fidelity_dict(report) -> dict:
     runs = [{"candidate": c, "seed": seed, "epochs": epochs, "miou": report.values[epochs][i][j]}
             for epochs in sorted(report.values) for i, seed in enumerate(report.seeds)
             for j, c in enumerate(report.candidates)]
+    by_epoch = [{"epochs": r.epochs, "kendall_tau": r.tau, "tau_ci_low": r.tau_low, "tau_ci_high": r.tau_high,
+                 "promoted": r.promoted, "best_survival_boot": r.survival, "best_survived": r.survived}
+                for r in report.by_epoch]
     return clean({"study": report.study_name, "storage": report.storage, "candidates": list(report.candidates),
                   "seeds": list(report.seeds), "keep": report.keep, "full_epochs": report.full_epochs,
                   "full_best": report.best, "n_boot": f.n_boot, "screen_cost_share": report.cost_share,
-                  "rungs": rows, "runs": runs})
+                  "rungs": rows, "by_epoch": by_epoch, "runs": runs})
 
 
 def render_fidelity(report, out) -> None:
@@ -133,6 +136,15 @@ def render_fidelity(report, out) -> None:
               f"after the rung (and every cheaper one), resampling the candidates {f.n_boot} times. A screen by "
               f"these rungs costs {100 * report.cost_share:.0f}% of the epochs of every candidate at the full budget.",
               highlight=False)
+    if report.by_epoch:
+        epochs = Table(title=f"every epoch of the full runs as a single rung, keep {report.keep:.2f} (constant "
+                       "learning rate: a rung of e epochs is the first e epochs of the full run)", title_justify="left")
+        for col in ("epoch", "Kendall tau", f"{100 * f.confidence:.0f}% interval", "best survives (bootstrap)"):
+            epochs.add_column(col, justify="right")
+        for r in report.by_epoch:
+            epochs.add_row(str(r.epochs), _num(r.tau), f"[{_num(r.tau_low)}, {_num(r.tau_high)}]",
+                           f"{100 * r.survival:.0f}%")
+        out.print(epochs)
 
 
 def _num(value: float) -> str:

@@ -52,6 +52,9 @@ class FidelityReport(NamedTuple):
     trained: int = 0
     failed: int = 0
     messages: tuple[str, ...] = ()
+    #: Under a constant learning rate: every epoch before the full budget read from the full runs'
+    #: histories as a one-rung screen (:func:`epoch_fidelity`), cheapest first; else empty.
+    by_epoch: tuple = ()
 
 
 def parse_rungs(text: str | None, space) -> Any:
@@ -177,8 +180,12 @@ def run_fidelity(space, *, n_candidates: int, n_seeds: int = 1, rungs: str | Non
     messages += counts.messages
     if counts.went_on_note():
         messages.append(counts.went_on_note())
-    values = budget_values(read_records(study), keys, seeds, (*ladder.epochs, None))
+    records = read_records(study)
+    values = budget_values(records, keys, seeds, (*ladder.epochs, None))
     report = measure(values, keys, seeds, ladder, space.base.epochs, n_boot=n_boot, continued=states is not None)
+    if space.base.scheduler == "none":
+        report = report._replace(by_epoch=epoch_fidelity(records, keys, seeds, space.base.epochs, ladder.keep,
+                                                         space.objective, n_boot=n_boot))
     return report._replace(study_name=study.study_name, storage=shown_url(storage), trained=counts.trained,
                            failed=counts.failed, messages=tuple(messages))
 
@@ -195,6 +202,54 @@ def budget_values(records, keys: list[CandidateKey], seeds: tuple[int, ...], bud
         by = {key: dict(c.runs) for key, c in runs.items()}
         out[budget] = [[by.get(key, {}).get(seed) for key in keys] for seed in seeds]
     return out
+
+
+def prefix_values(records, keys: list[CandidateKey], seeds: tuple[int, ...], full_epochs: int,
+                  objective: str = "best") -> dict[int, list[list[float | None]]]:
+    """Each epoch count before the full budget, ``{epochs: (seeds x candidates)}``: the value a
+    rung of that many epochs records, read from the full-budget runs' histories (the best epoch
+    so far, or that epoch's with ``objective: last``). Exact only under a constant learning rate,
+    where a rung's run is the first epochs of the full run bit for bit."""
+    from sweeper.sweep.records import completed_runs
+
+    full = {key: c for key, c in completed_runs(records, rung=None).items()}
+    history = {(r.unit.candidate, r.unit.seed): r.history for r in records
+               if r.is_run and r.unit.rung is None and r.history}
+    out: dict[int, list[list[float | None]]] = {}
+    for e in range(1, full_epochs):
+        rows = []
+        for seed in seeds:
+            row = []
+            for key in keys:
+                h = sorted(history.get((key, seed)) or [], key=lambda x: x["epoch"])
+                scores = [x["miou"] for x in h[:e] if x.get("miou") is not None]
+                done = key in full and len(h) >= e and len(scores) == e
+                row.append((max(scores) if objective == "best" else scores[-1]) if done else None)
+            rows.append(row)
+        out[e] = rows
+    return out
+
+
+def epoch_fidelity(records, keys, seeds, full_epochs: int, keep: float, objective: str = "best", *,
+                   n_boot: int | None = None) -> tuple:
+    """Every epoch before the full budget as a one-rung screen with ``keep``: a
+    :class:`~sweeper.stats.fidelity.RungFidelity` per epoch (tau with its interval, survival of
+    the full-budget best), from the full runs alone. It tells which rung to pick at no extra
+    training; under a constant learning rate only (:func:`prefix_values`)."""
+    import numpy as np
+
+    from sweeper.stats.fidelity import N_BOOT, rung_fidelity
+
+    def array(rows):
+        return np.array([[np.nan if v is None else v for v in row] for row in rows], dtype=float)
+
+    full = array(budget_values(records, keys, seeds, (None,))[None])
+    out = []
+    for e, rows in prefix_values(records, keys, seeds, full_epochs, objective).items():
+        one = rung_fidelity(array(rows)[None], full, epochs=(e,), full_epochs=full_epochs, keep=keep,
+                            n_boot=n_boot or N_BOOT)
+        out.append(one.rungs[0])
+    return tuple(out)
 
 
 def measure(values: dict, keys: list[CandidateKey], seeds: tuple[int, ...], ladder, full_epochs: int, *,

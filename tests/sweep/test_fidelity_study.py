@@ -59,6 +59,10 @@ def test_fidelity_trains_every_budget_once_and_resumes_without_training(tmp_path
     assert -1 <= row.tau <= 1 and math.isfinite(row.tau)
     assert -1 <= row.tau_low <= row.tau_high <= 1
     assert 0 <= row.survival <= 1 and row.survived in (0.0, 1.0) and row.promoted == 2
+    # Epoch 1 of the full runs, read from their histories, is the rung-1 run itself: same figures.
+    (epoch1,) = first.by_epoch
+    assert epoch1 == row and first.values[1] == [[{str(r.unit.candidate): r.value for r in runs
+                                                    if r.unit.rung == 1}[c] for c in first.candidates]]
     assert first.values[2] == [[{str(r.unit.candidate): r.value for r in runs if r.unit.rung is None}[c]
                                 for c in first.candidates]]
     assert first.best == max(first.candidates, key=lambda c: first.values[2][0][first.candidates.index(c)])
@@ -87,11 +91,14 @@ def test_cli_prints_tau_and_its_interval_and_resumes(tmp_path):
                                     "best_survived"} <= set(rung)
     assert len(out["runs"]) == 6 and all(r["miou"] is not None for r in out["runs"])
     assert "6 new run(s) trained" in done.stderr
+    (epoch1,) = out["by_epoch"]  # the full runs' first epoch: the rung-1 runs, bit for bit
+    assert epoch1["epochs"] == 1 and epoch1["kendall_tau"] == rung["kendall_tau"]
     table = runner.invoke(app, [*args, "--format", "table"], env={"COLUMNS": "200"})
     assert table.exit_code == 0, table.output
     assert "0 new run(s) trained" in table.stderr
     assert "Kendall tau" in table.stdout and "95% interval" in table.stdout
     assert f"{rung['kendall_tau']:+.2f}" in table.stdout
+    assert "every epoch of the full runs as a single rung" in table.stdout
 
 
 def test_cli_without_rungs_names_the_option(tmp_path):
@@ -144,3 +151,13 @@ def test_seeds_and_the_candidate_sample_are_stable():
     small, large = sample_candidates(items, 5), sample_candidates(items, 12)
     assert set(small) <= set(large) and small == sorted(small) and len(large) == 12
     assert sample_candidates(items, 5) == small and sample_candidates(items, 99) == items
+
+
+def test_under_a_schedule_every_budget_trains_from_scratch_and_no_epoch_is_read_as_a_rung(tmp_path):
+    space = tiny_space(recipe=dict(TINY["recipe"], scheduler="cosine"))
+    report = run_fidelity(space, n_candidates=3, storage=str(tmp_path / "c.db"), n_boot=50)
+    runs = [r for r in _records(str(tmp_path / "c.db"), "tiny-fidelity") if r.is_run]
+    assert report.trained == 6 and report.by_epoch == ()
+    assert all(r.continued_from is None and len(r.history) == r.config["epochs"] for r in runs)
+    assert any("schedule (cosine) depends on the epochs" in m for m in report.messages)
+    assert report.cost_share == pytest.approx((3 * 1 + 2 * 2) / (3 * 2))  # from scratch: 2 promoted x 2 epochs
