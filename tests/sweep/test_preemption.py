@@ -22,8 +22,17 @@ from sweeper.sweep.runner import HeldSignals
 from sweeper.sweep.storage import open_storage
 
 
+@pytest.fixture
+def ctrl_c():
+    """SIGINT as a terminal delivers it. A test run started in the background by a shell without
+    job control inherits SIGINT ignored, and Python then leaves it ignored: Ctrl-C raises nothing."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
 @pytest.mark.parametrize("hook", ["before_trial", "after_trial"])
-def test_a_signal_while_optuna_saves_waits_until_the_trial_is_saved(tmp_path, hook):
+def test_a_signal_while_optuna_saves_waits_until_the_trial_is_saved(tmp_path, hook, ctrl_c):
     """Ctrl-C while Optuna creates a trial (``ask``) or tells its result: plain Optuna leaves the
     trial RUNNING for ever (ask) or raises ``UnboundLocalError`` (tell). Held, the signal is
     raised where the trial can record it: FAIL ``interrupted`` (ask), or after COMPLETE (tell)."""
