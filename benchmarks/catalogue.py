@@ -248,7 +248,11 @@ def read_study(storage: str, study: str | None, *, prefixes: bool = False) -> Ca
         if not constant:
             raise SystemExit("--prefixes: the study's recipe has a learning-rate schedule, so the first epochs of a "
                              "full run are not a shorter run")
-        values = prefix_values([r for r in runs if r.unit.rung is None], keys, seeds, full_epochs)
+        from sweeper.sweep.fidelity import prefix_values
+
+        raw = {**prefix_values(records, keys, seeds, full_epochs),
+               full_epochs: budget_values(records, keys, seeds, (None,))[None]}
+        values = {e: np.array([[np.nan if v is None else v for v in row] for row in rows]) for e, rows in raw.items()}
         source = f"{storage} study {name}, every epoch of its full-budget runs"
         return replace(calibrate(values, full_epochs, source), constant_lr=True, prefixes=True)
     raw = budget_values(records, keys, seeds, (*rungs, None))
@@ -268,20 +272,6 @@ def read_study(storage: str, study: str | None, *, prefixes: bool = False) -> Ca
                          f"{np.corrcoef(by_epoch[k], finals)[0, 1]:.2f} (mean mIoU {np.mean(by_epoch[k]):.3f})")
     return replace(calibrate(values, full_epochs, f"{storage} study {name}", curves="; ".join(parts)),
                    constant_lr=constant)
-
-
-def prefix_values(full_runs, keys: list, seeds: tuple[int, ...], full_epochs: int) -> dict[int, np.ndarray]:
-    """``{epochs: (seeds x candidates)}`` for every epoch count up to the full budget: a full run's
-    best val mIoU over its first ``epochs`` epochs (the value a rung of that length records)."""
-    values = {e: np.full((len(seeds), len(keys)), np.nan) for e in range(1, full_epochs + 1)}
-    for r in full_runs:
-        miou = [h["miou"] for h in sorted(r.history, key=lambda h: h["epoch"])]
-        if len(miou) != full_epochs:
-            continue
-        best = np.maximum.accumulate(miou)
-        for e in range(1, full_epochs + 1):
-            values[e][seeds.index(r.unit.seed), keys.index(r.unit.candidate)] = best[e - 1]
-    return values
 
 
 # --------------------------------------------------------------------------- the simulation
