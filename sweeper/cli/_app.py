@@ -223,3 +223,8 @@ Artifacts = Annotated[
     Optional[Path], typer.Option("--artifacts", help="Folder of the weight files (default: beside a .db or journal "
                                  "file; needed with a database server).")
 ]
+#: tune's: the same folder also keeps the rungs' saved states, for the next rung to go on from.
+TuneArtifacts = Annotated[
+    Optional[Path], typer.Option("--artifacts", help="Folder of the weight files and of the rungs' saved states "
+                                 "(default: beside a .db or journal file; needed with a database server).")
+]

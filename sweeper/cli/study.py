@@ -22,6 +22,7 @@ from sweeper.cli._app import (
     Storage,
     Study,
     Trials,
+    TuneArtifacts,
     ValJson,
     ValRoot,
     app,
@@ -52,7 +53,7 @@ def tune(
         Optional[bool], typer.Option("--save-weights/--no-save-weights", help="Keep each run's best-epoch weights "
                                      "(for sweeper ensemble); default: the space's save_weights.")
     ] = None,
-    artifacts: Artifacts = None,
+    artifacts: TuneArtifacts = None,
     fmt: Annotated[OutputFormat, typer.Option("--format", help="Format of the final ranking.")] = OutputFormat.table,
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Print the plan instead (sweeper plan: candidates, phases, runs, time); "
