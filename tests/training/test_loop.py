@@ -75,9 +75,15 @@ def test_bf16_autocast_changes_the_run_on_cpu(small, data, one_epoch):
     assert bf16.history[0].train_loss == pytest.approx(one_epoch.history[0].train_loss, rel=0.1)
 
 
-def test_channels_last_trains_the_same_model(small, data, one_epoch):
-    result = train_run(replace(small, epochs=1, channels_last=True), 0, data=data)
-    assert result.history[0].train_loss == pytest.approx(one_epoch.history[0].train_loss, rel=1e-3)
+def test_channels_last_trains_the_same_model(small, data):
+    # The two layouts round differently, and training amplifies it (at lr 1e-3 one epoch's loss
+    # differed by 1.2e-3 relative, its val loss by 7%), so they are compared where the weights
+    # barely move: there they differed by 2e-7, and another seed by 18%.
+    still = replace(small, epochs=1, lr=1e-9)
+    plain = train_run(still, 0, data=data).history[0]
+    layout = train_run(replace(still, channels_last=True), 0, data=data).history[0]
+    assert layout.train_loss == pytest.approx(plain.train_loss, rel=1e-5)
+    assert layout.val_loss == pytest.approx(plain.val_loss, rel=1e-5)
 
 
 def test_deterministic_mode_is_restored_after_the_run(small, data, one_epoch):
