@@ -252,12 +252,11 @@ def read_study(storage: str, study: str | None, *, prefixes: bool = False) -> Ca
 
         raw = {**prefix_values(records, keys, seeds, full_epochs),
                full_epochs: budget_values(records, keys, seeds, (None,))[None]}
-        values = {e: np.array([[np.nan if v is None else v for v in row] for row in rows]) for e, rows in raw.items()}
+        values = {e: _nan_array(rows) for e, rows in raw.items()}
         source = f"{storage} study {name}, every epoch of its full-budget runs"
         return replace(calibrate(values, full_epochs, source), constant_lr=True, prefixes=True)
     raw = budget_values(records, keys, seeds, (*rungs, None))
-    values = {(full_epochs if e is None else e): np.array([[np.nan if v is None else v for v in row] for row in rows])
-              for e, rows in raw.items()}
+    values = {(full_epochs if e is None else e): _nan_array(rows) for e, rows in raw.items()}
     # Within-run curves: epoch k's val mIoU of each full-budget run against the run's value.
     finals, by_epoch = [], {}
     for r in runs:
@@ -272,6 +271,11 @@ def read_study(storage: str, study: str | None, *, prefixes: bool = False) -> Ca
                          f"{np.corrcoef(by_epoch[k], finals)[0, 1]:.2f} (mean mIoU {np.mean(by_epoch[k]):.3f})")
     return replace(calibrate(values, full_epochs, f"{storage} study {name}", curves="; ".join(parts)),
                    constant_lr=constant)
+
+
+def _nan_array(rows) -> np.ndarray:
+    """Rows of values with None for a missing run, as a float array with NaN there."""
+    return np.array([[np.nan if v is None else v for v in row] for row in rows])
 
 
 # --------------------------------------------------------------------------- the simulation
