@@ -44,7 +44,11 @@ the output then says so. Under a constant learning rate (the zoo recipe) sweeper
 on from the one before (:mod:`sweeper.sweep.states`; the runs are the same bit for bit, see
 :data:`MEASURED_ZOO`), so its compute there is the epochs it adds, and the goal is judged on that;
 the column "from scratch" is what the same decisions cost under a schedule, and "of which racing"
-the share of racing's repeats at the full budget. ``--calibration
+the share of racing's repeats at the full budget. Where sweeper's misses come from: "kept one in
+ROPE" is how often a candidate within the ROPE of the best reached the full budget (the most any
+racing could score), and "5 seeds on finalists" what the best mean of 5 seeds of every finalist
+would score: uniform 5's P minus that is the rungs' share of the loss, that minus sweeper's P
+racing's (its repeats stop before 5 seeds where they can). ``--calibration
 zoo-epochs`` reads every epoch of the calibration's full runs as a budget (exact under a constant
 learning rate), and ``--search`` tries every ladder of up to three of those rungs with every
 keep, then re-runs its Pareto front on fresh catalogues. Every rate
@@ -371,12 +375,13 @@ def follow(plan, value_of) -> list:
 
 
 def run_sweeper(runs: dict, k: int, rungs: tuple[int, ...], keep: float, full: int, seed: int
-                ) -> tuple[int, int, int, int]:
+                ) -> tuple[int, int, int, int, list[int]]:
     """``(★ column, epochs trained from scratch, epochs trained going on, epochs of racing's
-    repeats)`` of sweeper's plan on one catalogue. The second figure is what the plan costs when
-    every rung trains from scratch (under a learning-rate schedule); the third what it costs when
-    each rung goes on from the one before's saved state, as sweeper does under a constant
-    learning rate, where it gives the same runs bit for bit."""
+    repeats, the columns that reached the full budget)`` of sweeper's plan on one catalogue. The
+    second figure is what the plan costs when every rung trains from scratch (under a
+    learning-rate schedule); the third what it costs when each rung goes on from the one before's
+    saved state, as sweeper does under a constant learning rate, where it gives the same runs bit
+    for bit."""
     from sweeper.sweep.plans import ScreenThenRace
     from sweeper.sweep.ranking import rank_records
     from sweeper.sweep.records import REPEAT, CandidateKey
@@ -394,7 +399,8 @@ def run_sweeper(runs: dict, k: int, rungs: tuple[int, ...], keep: float, full: i
         return full if r.unit.phase == REPEAT else budget - ladder[ladder.index(budget) - 1]
 
     racing = sum(full for r in records if r.unit.phase == REPEAT)
-    return int(best.removeprefix("sim/c")), epochs, sum(added(r) for r in records), racing
+    finalists = sorted({column[r.unit.candidate] for r in records if r.unit.rung is None})
+    return int(best.removeprefix("sim/c")), epochs, sum(added(r) for r in records), racing, finalists
 
 
 @dataclass
@@ -404,12 +410,21 @@ class Tally:
     studies: int = 0
     continued: int = 0
     racing: int = 0
+    #: Where sweeper's misses come from: studies where a candidate within the ROPE of the best
+    #: reached the full budget (the rungs kept one), and where the best mean of 5 seeds of every
+    #: finalist would have been within the ROPE (what uniform 5 on the finalists would score:
+    #: racing's repeats stop earlier than that).
+    reached: int = 0
+    finalists_uniform: int = 0
 
-    def add(self, hit: bool, epochs: int, continued: int | None = None, racing: int = 0) -> None:
+    def add(self, hit: bool, epochs: int, continued: int | None = None, racing: int = 0, *,
+            reached: bool = False, finalists_uniform: bool = False) -> None:
         self.hits += bool(hit)
         self.epochs += epochs
         self.continued += epochs if continued is None else continued
         self.racing += racing
+        self.reached += bool(reached)
+        self.finalists_uniform += bool(finalists_uniform)
         self.studies += 1
 
 
@@ -419,16 +434,23 @@ def spent(tally: Tally, cal: Calibration) -> int:
     return tally.continued if cal.constant_lr else tally.epochs
 
 
-def run_setting(cal: Calibration, k: int, studies: int, settings: list[tuple[tuple[int, ...], float]], seed: int):
+def run_setting(cal: Calibration, k: int, studies: int, settings: list[tuple[tuple[int, ...], float]], seed: int,
+                *, progress: str = ""):
     """Every strategy on the same ``studies`` catalogues; sweeper once per ``(rungs, keep)`` setting.
     Returns the tallies of once and uniform 5, sweeper's per setting, and per setting the paired
-    differences of sweeper's hit and uniform 5's, study by study."""
+    differences of sweeper's hit and uniform 5's, study by study. ``progress``: a bar with this
+    label on stderr (the search runs for many minutes)."""
+    from rich.progress import track
+
     full = cal.budgets[-1]
     rng = np.random.default_rng(seed)
     once, uniform = Tally(), Tally()
     ours = [Tally() for _ in settings]
     paired = [[] for _ in settings]
-    for s in range(studies):
+    steps = range(studies)
+    if progress:
+        steps = track(steps, description=progress, console=Console(stderr=True), transient=True)
+    for s in steps:
         true, runs = simulate_catalogue(cal, k, rng)
         best = true.max()
         a = int(np.argmax(runs[full][:, 0]))
@@ -437,9 +459,12 @@ def run_setting(cal: Calibration, k: int, studies: int, settings: list[tuple[tup
         once.add(best - true[a] <= ROPE, k * full)
         uniform.add(hit_b, MAX_SEEDS * k * full)
         for j, (rungs, keep) in enumerate(settings):
-            c, epochs, continued, racing = run_sweeper(runs, k, rungs, keep, full, seed * 100_003 + s)
+            c, epochs, continued, racing, finalists = run_sweeper(runs, k, rungs, keep, full, seed * 100_003 + s)
             hit_c = best - true[c] <= ROPE
-            ours[j].add(hit_c, epochs, continued, racing)
+            f = np.array(finalists)
+            f_best = f[int(np.argmax(runs[full][f].mean(axis=1)))]
+            ours[j].add(hit_c, epochs, continued, racing, reached=bool((best - true[f] <= ROPE).any()),
+                        finalists_uniform=best - true[f_best] <= ROPE)
             paired[j].append(int(hit_c) - int(hit_b))
     return once, uniform, ours, [np.array(p) for p in paired]
 
@@ -580,10 +605,11 @@ def run_search(cal: Calibration, k: int, studies: int, keeps: str, max_rungs: in
     how = "with rungs continued" if cal.constant_lr else "from scratch"
     console.print(f"Search: {len(settings)} settings (ladders of up to {max_rungs} of the rungs {cheap}, keeps "
                   f"{keeps}) on {studies} catalogues; compute {how}.", highlight=False)
-    once, uniform, ours, _ = run_setting(cal, k, studies, settings, seed)
+    once, uniform, ours, _ = run_setting(cal, k, studies, settings, seed, progress="search")
     rows = [(setting, t.hits / studies, spent(t, cal) / once.epochs) for setting, t in zip(settings, ours)]
     front = pareto(rows)
-    again_once, again_uniform, again, paired = run_setting(cal, k, studies, [r[0] for r in front], seed + 1)
+    again_once, again_uniform, again, paired = run_setting(cal, k, studies, [r[0] for r in front], seed + 1,
+                                                           progress="Pareto front, fresh catalogues")
     target = again_uniform.hits / studies - GOAL_POINTS
     table = Table(title=f"Pareto front of P against compute, searched on seed {seed}, run again on fresh catalogues "
                   f"(seed {seed + 1}); {k} candidates, {studies} studies each", title_justify="left")
@@ -670,7 +696,8 @@ def main(argv: list[str] | None = None) -> int:
                   "and runs in every row. Goal: sweeper's P >= uniform 5's - 2 points, for <= 35% of once's compute",
                   title_justify="left")
     columns = ["strategy", "rungs / keep", "P(★ within ROPE of the best)", "compute (epochs/candidate)",
-               "% of once", "of which racing", "P - uniform 5 (paired)", "goal"]
+               "% of once", "of which racing", "P - uniform 5 (paired)", "kept one in ROPE",
+               "5 seeds on finalists", "goal"]
     if cal.constant_lr:  # sweeper goes on from each rung: what it spends; from scratch, for comparison
         columns[4] = "% of once (each rung going on)"
         columns.insert(6, "% of once, rungs from scratch")
@@ -679,9 +706,9 @@ def main(argv: list[str] | None = None) -> int:
     blank = [""] if cal.constant_lr else []
     per = args.candidates * studies
     table.add_row("once (every candidate, 1 seed)", "-", rate(once.hits, studies), f"{once.epochs / per:.2f}", "100%",
-                  "", *blank, "", "")
+                  "", *blank, "", "", "", "")
     table.add_row("uniform 5 seeds", "-", rate(uniform.hits, studies), f"{uniform.epochs / per:.2f}",
-                  f"{100 * uniform.epochs / once.epochs:.0f}%", "", *blank, "", "")
+                  f"{100 * uniform.epochs / once.epochs:.0f}%", "", *blank, "", "", "", "")
     met = []
     for (rungs, keep), tally, d in zip(settings, ours, paired):
         share = spent(tally, cal) / once.epochs
@@ -694,6 +721,7 @@ def main(argv: list[str] | None = None) -> int:
         scratch = [f"{100 * tally.epochs / once.epochs:.0f}%"] if cal.constant_lr else []
         table.add_row("sweeper: rungs + racing", label, rate(tally.hits, studies), f"{spent(tally, cal) / per:.2f}",
                       f"{100 * share:.0f}%", f"{100 * tally.racing / once.epochs:.0f}%", *scratch, diff_interval(d),
+                      f"{100 * tally.reached / studies:.1f}%", f"{100 * tally.finalists_uniform / studies:.1f}%",
                       f"NOT MET ({', '.join(failed)})" if failed else "met")
         if not failed:
             met.append(label)
